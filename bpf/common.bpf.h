@@ -1,0 +1,118 @@
+/* Maps, configuration and event helpers shared by every attach backend.
+ * A backend's programs only decide *where* an event is seen; what is counted and how an
+ * event is filled and delivered lives here, so all backends report the same thing. */
+#ifndef CTBPF_COMMON_BPF_H
+#define CTBPF_COMMON_BPF_H
+
+#include "kernel_types.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+
+#include "ctbpf/event.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+#define NF_ACCEPT 1
+#define IPS_ASSURED (1UL << 2)
+#define IPS_CONFIRMED (1UL << 3)
+#define IPS_TEMPLATE (1UL << 11)
+#define NFCT_INFOMASK 7UL
+#define IP_CT_IS_REPLY 3
+
+/* Set by user space before load. */
+const volatile __u64 ct_id_key = 0;          /* hides kernel addresses in ct_id */
+const volatile __u32 wakeup_bytes = 1 << 18; /* wake the reader once this much waits */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20); /* resized by user space before load */
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, CTBPF_C__COUNT);
+	__type(key, __u32);
+	__type(value, __s64);
+} counters SEC(".maps");
+
+/* Network namespaces (inode numbers) being watched; global hooks filter on it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u8);
+} watched_netns SEC(".maps");
+
+static __always_inline void count(enum ctbpf_counter c, __s64 delta)
+{
+	__u32 key = c;
+	__s64 *v = bpf_map_lookup_elem(&counters, &key);
+
+	/* Atomic even though per-CPU: a softirq program can interrupt a process-context one. */
+	if (v)
+		__sync_fetch_and_add(v, delta);
+}
+
+static __always_inline struct ctbpf_event *event_reserve(__u8 kind)
+{
+	struct ctbpf_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+	if (!e) {
+		count(CTBPF_C_LOST, 1);
+		return 0;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->kind = kind;
+	e->ts_ns = bpf_ktime_get_ns();
+	e->cpu = bpf_get_smp_processor_id();
+	return e;
+}
+
+/* Waking the reader per record is what costs throughput in a storm: submit silently and
+ * wake it only once a batch is waiting; the reader also drains on a short timer. */
+static __always_inline void event_submit_flags(struct ctbpf_event *e, bool urgent)
+{
+	__u64 flags = BPF_RB_NO_WAKEUP;
+
+	if (urgent || bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
+		flags = BPF_RB_FORCE_WAKEUP;
+	bpf_ringbuf_submit(e, flags);
+}
+
+static __always_inline void event_submit(struct ctbpf_event *e)
+{
+	event_submit_flags(e, false);
+}
+
+static __always_inline __u32 ct_netns(const struct nf_conn *ct)
+{
+	return BPF_CORE_READ(ct, ct_net.net, ns.inum);
+}
+
+/* Original-direction tuple, zone and netns of an entry. */
+static __always_inline void event_fill_ct(struct ctbpf_event *e, const struct nf_conn *ct)
+{
+	const struct nf_conntrack_tuple *t = &ct->tuplehash[0].tuple;
+
+	e->ct_id = (__u64)(unsigned long)ct ^ ct_id_key;
+	e->netns = ct_netns(ct);
+	if (bpf_core_field_exists(ct->zone))
+		e->zone = BPF_CORE_READ(ct, zone.id);
+	e->family = BPF_CORE_READ(t, src.l3num);
+	e->proto = BPF_CORE_READ(t, dst.protonum);
+	e->sport = BPF_CORE_READ(t, src.u.all);
+	e->dport = BPF_CORE_READ(t, dst.u.all);
+	bpf_core_read(e->src, sizeof(e->src), &t->src.u3);
+	bpf_core_read(e->dst, sizeof(e->dst), &t->dst.u3);
+}
+
+/* An entry freed while its timeout is in the past was reaped because it expired. */
+static __always_inline bool ct_expired(const struct nf_conn *ct)
+{
+	__u32 timeout = BPF_CORE_READ(ct, timeout);
+
+	return (__s32)(timeout - (__u32)bpf_jiffies64()) <= 0;
+}
+
+#endif /* CTBPF_COMMON_BPF_H */

@@ -1,0 +1,298 @@
+// SPDX-License-Identifier: GPL-2.0
+/* The tracepoint + netfilter-hook backend: for kernels without kprobes or BPF trampolines
+ * (6.4+: BPF netfilter links). How each event is recognised:
+ *
+ *  insert         netfilter hook just before confirm (LOCAL_IN and POST_ROUTING at
+ *                 INT_MAX-1): the packet's entry is new and not yet confirmed.
+ *  insert_failed  the packet announced at that hook is then dropped by confirm
+ *                 (tp_btf/kfree_skb), or its entry is freed unconfirmed (clash resolved).
+ *  drop           hooks around conntrack (priority -201 and -199) bracket conntrack's own
+ *                 hook (-200); a NETFILTER_DROP of a bracketed packet that still has no
+ *                 entry is conntrack's drop, not a firewall rule's.
+ *  early_drop     an unassured, unexpired confirmed entry freed while this CPU is inside
+ *                 the bracket: only early_drop() frees such entries there.
+ *  destroy        tp_btf/kmem_cache_free on the "nf_conntrack" slab cache.
+ *
+ * Netfilter hooks are per network namespace (the loader attaches them in each watched
+ * one); the tracepoints are global and filter on the watched_netns map. */
+#include "common.bpf.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define BRACKET_SLOTS 4
+
+/* Per-CPU view of what is in flight. Netfilter hooks for one packet run on one CPU
+ * without sleeping; nesting (softirq over process context) is covered by several slots. */
+struct cpu_state {
+	__u64 in_ct_skb[BRACKET_SLOTS];   /* packets between the -201 and -199 hooks */
+	__u32 in_ct_netns[BRACKET_SLOTS];
+	__u64 pending_skb;                /* last packet announced as insert, before confirm */
+	__u64 pending_ct;                 /* and its entry */
+	__u64 last_drop_wake_ns;          /* rate limit for waking the reader on drops */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct cpu_state);
+} cpu_states SEC(".maps");
+
+/* The conntrack slab cache, found by name on the first free and then compared by address. */
+__u64 ct_cache = 0;
+
+static __always_inline struct cpu_state *cpu_state(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&cpu_states, &zero);
+}
+
+SEC("netfilter")
+int nf_before_ct(struct bpf_nf_ctx *ctx)
+{
+	struct cpu_state *st = cpu_state();
+	__u64 skb = (__u64)(unsigned long)ctx->skb;
+	int i, slot = 0;
+
+	if (!st)
+		return NF_ACCEPT;
+	for (i = 0; i < BRACKET_SLOTS; i++) {
+		if (st->in_ct_skb[i] == 0) {
+			slot = i;
+			break;
+		}
+	}
+	st->in_ct_skb[slot & (BRACKET_SLOTS - 1)] = skb;
+	st->in_ct_netns[slot & (BRACKET_SLOTS - 1)] = ctx->state->net->ns.inum;
+	return NF_ACCEPT;
+}
+
+SEC("netfilter")
+int nf_after_ct(struct bpf_nf_ctx *ctx)
+{
+	struct cpu_state *st = cpu_state();
+	__u64 skb = (__u64)(unsigned long)ctx->skb;
+	int i;
+
+	if (!st)
+		return NF_ACCEPT;
+	for (i = 0; i < BRACKET_SLOTS; i++)
+		if (st->in_ct_skb[i] == skb)
+			st->in_ct_skb[i] = 0;
+	return NF_ACCEPT;
+}
+
+SEC("netfilter")
+int nf_before_confirm(struct bpf_nf_ctx *ctx)
+{
+	struct sk_buff *skb = ctx->skb;
+	unsigned long nfct = skb->_nfct;
+	const struct nf_conn *ct = (const struct nf_conn *)(nfct & ~NFCT_INFOMASK);
+	struct ctbpf_event *e;
+	struct cpu_state *st;
+	unsigned long status;
+
+	/* Only an original-direction packet of an unconfirmed entry gets confirmed. */
+	if (!ct || (nfct & NFCT_INFOMASK) >= IP_CT_IS_REPLY)
+		return NF_ACCEPT;
+	status = BPF_CORE_READ(ct, status);
+	if (status & (IPS_CONFIRMED | IPS_TEMPLATE))
+		return NF_ACCEPT;
+
+	count(CTBPF_C_INSERT, 1);
+	st = cpu_state();
+	if (st) {
+		st->pending_skb = (__u64)(unsigned long)skb;
+		st->pending_ct = (__u64)(unsigned long)ct;
+	}
+	e = event_reserve(CTBPF_EV_INSERT);
+	if (e) {
+		event_fill_ct(e, ct);
+		event_submit(e);
+	}
+	return NF_ACCEPT;
+}
+
+/* The insert announced for this entry did not happen: take it back. */
+static __always_inline void insert_failed(const struct nf_conn *ct, __u8 reason)
+{
+	struct ctbpf_event *e;
+
+	count(CTBPF_C_INSERT, -1);
+	count(reason == CTBPF_R_CLASH_RESOLVED ? CTBPF_C_CLASH_RESOLVED : CTBPF_C_INSERT_FAILED, 1);
+	e = event_reserve(CTBPF_EV_INSERT_FAILED);
+	if (e) {
+		event_fill_ct(e, ct);
+		e->reason = reason;
+		event_submit(e);
+	}
+}
+
+/* Tuple of a dropped packet, read from its headers (it has no entry). */
+static __always_inline void event_fill_packet(struct ctbpf_event *e, const struct sk_buff *skb)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	unsigned char *nh = head + BPF_CORE_READ(skb, network_header);
+	unsigned char *l4;
+	__u8 b[4];
+
+	if (bpf_probe_read_kernel(b, 1, nh))
+		return;
+	if ((b[0] >> 4) == 4) {
+		e->family = AF_INET;
+		bpf_probe_read_kernel(&e->proto, 1, nh + 9);
+		bpf_probe_read_kernel(e->src, 4, nh + 12);
+		bpf_probe_read_kernel(e->dst, 4, nh + 16);
+		l4 = nh + (b[0] & 0xf) * 4;
+	} else if ((b[0] >> 4) == 6) {
+		e->family = AF_INET6;
+		bpf_probe_read_kernel(&e->proto, 1, nh + 6);
+		bpf_probe_read_kernel(e->src, 16, nh + 8);
+		bpf_probe_read_kernel(e->dst, 16, nh + 24);
+		l4 = nh + 40; /* extension headers are not walked: ports stay 0 behind them */
+	} else {
+		return;
+	}
+	if (bpf_probe_read_kernel(b, 4, l4))
+		return;
+	switch (e->proto) {
+	case 6: case 17: case 33: case 132: case 136: /* tcp udp dccp sctp udplite */
+		__builtin_memcpy(&e->sport, b, 2);
+		__builtin_memcpy(&e->dport, b + 2, 2);
+		break;
+	case 1: case 58: /* icmp, icmpv6: id as sport, type/code as dport (as conntrack does) */
+		__builtin_memcpy(&e->dport, b, 2);
+		bpf_probe_read_kernel(&e->sport, 2, l4 + 4);
+		break;
+	}
+}
+
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(tp_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
+{
+	__u64 addr = (__u64)(unsigned long)skb;
+	struct ctbpf_event *e;
+	struct cpu_state *st;
+	__u32 netns = 0;
+	int i;
+
+	if (reason != bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP))
+		return 0;
+	st = cpu_state();
+	if (!st)
+		return 0;
+	if (st->pending_skb == addr) {
+		const struct nf_conn *ct = (const struct nf_conn *)(skb->_nfct & ~NFCT_INFOMASK);
+
+		st->pending_skb = 0;
+		/* Dropped right after our pre-confirm hook, entry still unconfirmed: confirm
+		 * refused it. (The slot can be stale: the skb address may be a reused one.) */
+		if (ct && (__u64)(unsigned long)ct == st->pending_ct &&
+		    !(BPF_CORE_READ(ct, status) & IPS_CONFIRMED)) {
+			st->pending_ct = 0;
+			insert_failed(ct, CTBPF_R_CLASH_DROP);
+			return 0;
+		}
+	}
+	for (i = 0; i < BRACKET_SLOTS; i++) {
+		if (st->in_ct_skb[i] == addr) {
+			st->in_ct_skb[i] = 0;
+			netns = st->in_ct_netns[i];
+		}
+	}
+	/* Dropped inside the bracket without an entry: conntrack could not create one. */
+	if (!netns || skb->_nfct)
+		return 0;
+	count(CTBPF_C_DROP, 1);
+	e = event_reserve(CTBPF_EV_DROP);
+	if (e) {
+		/* Wake the reader at the start of a drop storm (at most every 10 ms per CPU):
+		 * it reads the table's fill while the storm is on to tell a full table. */
+		bool urgent = e->ts_ns - st->last_drop_wake_ns > 10000000ULL;
+
+		if (urgent)
+			st->last_drop_wake_ns = e->ts_ns;
+		e->netns = netns;
+		event_fill_packet(e, skb);
+		event_submit_flags(e, urgent);
+	}
+	return 0;
+}
+
+#define CT_CACHE_NAME "nf_conntrack"
+
+static __always_inline bool is_ct_cache(const struct kmem_cache *s)
+{
+	char name[16];
+	unsigned int i;
+
+	if (ct_cache)
+		return (__u64)(unsigned long)s == ct_cache;
+	/* Cheap size test first: this runs for every slab free in the system. */
+	if (s->object_size != bpf_core_type_size(struct nf_conn))
+		return false;
+	if (bpf_probe_read_kernel_str(name, sizeof(name), s->name) != sizeof(CT_CACHE_NAME))
+		return false;
+	for (i = 0; i < sizeof(CT_CACHE_NAME); i++)
+		if (name[i] != CT_CACHE_NAME[i])
+			return false;
+	ct_cache = (__u64)(unsigned long)s;
+	return true;
+}
+
+SEC("tp_btf/kmem_cache_free")
+int BPF_PROG(tp_kmem_cache_free, unsigned long call_site, const void *ptr, const struct kmem_cache *s)
+{
+	const struct nf_conn *ct = ptr;
+	struct ctbpf_event *e;
+	struct cpu_state *st;
+	unsigned long status;
+	bool in_ct = false;
+	__u32 netns;
+	__u8 kind, reason = CTBPF_R_NONE;
+	int i;
+
+	if (!ptr || !is_ct_cache(s))
+		return 0;
+	netns = ct_netns(ct);
+	if (!bpf_map_lookup_elem(&watched_netns, &netns))
+		return 0;
+	st = cpu_state();
+	if (!st)
+		return 0;
+	status = BPF_CORE_READ(ct, status);
+	if (!(status & IPS_CONFIRMED)) {
+		/* Never inserted. If we announced it, confirm resolved a clash by using the
+		 * existing entry instead. Otherwise (dropped by a rule, template) not ours. */
+		if (st->pending_ct == (__u64)(unsigned long)ct) {
+			st->pending_ct = 0;
+			st->pending_skb = 0;
+			insert_failed(ct, CTBPF_R_CLASH_RESOLVED);
+		}
+		return 0;
+	}
+	if (st->pending_ct == (__u64)(unsigned long)ct)
+		st->pending_ct = 0;
+	for (i = 0; i < BRACKET_SLOTS; i++)
+		if (st->in_ct_skb[i] && st->in_ct_netns[i] == netns)
+			in_ct = true;
+
+	if (ct_expired(ct)) {
+		kind = CTBPF_EV_DESTROY;
+		reason = CTBPF_R_TIMEOUT;
+	} else if (in_ct && !(status & IPS_ASSURED)) {
+		kind = CTBPF_EV_EARLY_DROP;
+	} else {
+		kind = CTBPF_EV_DESTROY;
+		reason = CTBPF_R_DELETED;
+	}
+	count(kind == CTBPF_EV_EARLY_DROP ? CTBPF_C_EARLY_DROP : CTBPF_C_DESTROY, 1);
+	e = event_reserve(kind);
+	if (e) {
+		event_fill_ct(e, ct);
+		e->reason = reason;
+		event_submit(e);
+	}
+	return 0;
+}

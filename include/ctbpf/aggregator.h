@@ -1,0 +1,100 @@
+// Aggregation: typed events in, per-source and per-destination state out. Knows nothing of
+// BPF or of how results are shown. Time comes from the events (CLOCK_MONOTONIC ns) and
+// from the caller's "now", so tests drive it with synthetic clocks.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <unordered_map>
+#include <vector>
+
+#include "ctbpf/decode.h"
+
+namespace ctbpf {
+
+// Counts per whole second over the last minute; rates over 1 s, 10 s and 60 s windows.
+class RateWindow {
+public:
+    static constexpr unsigned kSeconds = 60;
+
+    void add(uint64_t sec, uint32_t n = 1);
+    // Mean per second over the `window` complete seconds before `now_sec`
+    // (the second in progress is not counted: it would read low).
+    double rate(uint64_t now_sec, unsigned window) const;
+    // Count of the complete second `sec` (0 if outside the last minute).
+    uint32_t at(uint64_t now_sec, uint64_t sec) const;
+
+private:
+    void advance(uint64_t sec);
+    static constexpr unsigned kSlots = 64;  // > kSeconds + the second in progress
+    std::array<uint32_t, kSlots> slots_{};
+    uint64_t head_ = 0;  // newest second written
+};
+
+struct SourceStats {
+    Address addr;
+    uint64_t inserts = 0;        // confirmed inserts (failed ones taken back)
+    uint64_t drops = 0;          // packets conntrack dropped for this source
+    uint64_t early_drops = 0;    // its entries evicted to make room
+    uint64_t destroys = 0;       // its entries removed (early drops not included)
+    uint64_t insert_failed = 0;
+    int64_t entries = 0;         // live entries among those inserted while watching
+    RateWindow insert_rate;
+};
+
+struct DestKey {
+    Address addr;
+    uint16_t port = 0;
+    uint8_t proto = 0;
+    bool operator==(const DestKey&) const = default;
+};
+
+struct DestKeyHash {
+    size_t operator()(const DestKey& k) const noexcept;
+};
+
+struct DestStats {
+    DestKey key;
+    uint64_t drops = 0;
+};
+
+enum class SortKey { Inserts, Rate1s, Entries, Drops };
+
+class Aggregator {
+public:
+    struct Options {
+        // Sources beyond this many are counted together under an "other" row, so memory
+        // stays bounded whatever the number of distinct sources.
+        size_t max_sources = 1 << 20;
+        size_t max_destinations = 1 << 16;
+    };
+
+    Aggregator() : Aggregator(Options{}) {}
+    explicit Aggregator(Options opt) : opt_(opt) {}
+
+    void add(const Event& e);
+
+    const SourceStats* source(const Address& a) const;
+    // Best `n` sources by `key` (ties broken by address order for stable output).
+    std::vector<const SourceStats*> top_sources(SortKey key, size_t n, uint64_t now_sec) const;
+    std::vector<const DestStats*> top_destinations(size_t n) const;
+
+    size_t source_count() const { return sources_.size(); }
+    const SourceStats& other() const { return other_; }  // sources past max_sources
+    size_t live_entries() const { return live_.size(); }
+    // Events of each kind seen, indexed by EventKind value.
+    const std::array<uint64_t, 6>& seen() const { return seen_; }
+
+private:
+    SourceStats& source_for(const Address& a);
+
+    Options opt_;
+    std::unordered_map<Address, SourceStats, AddressHash> sources_;
+    SourceStats other_;
+    std::unordered_map<DestKey, DestStats, DestKeyHash> dests_;
+    DestStats other_dest_;
+    std::unordered_map<uint64_t, SourceStats*> live_;  // ct_id -> owner, for occupancy
+    std::array<uint64_t, 6> seen_{};
+};
+
+}  // namespace ctbpf

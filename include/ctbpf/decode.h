@@ -1,0 +1,58 @@
+// Event decoding: the raw 64-byte records of the ring buffer (include/ctbpf/event.h)
+// become typed C++ values. Nothing here knows about BPF, maps or the kernel.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace ctbpf {
+
+enum class EventKind : uint8_t { Insert = 1, Drop = 2, EarlyDrop = 3, InsertFailed = 4, Destroy = 5 };
+enum class Reason : uint8_t { None = 0, Timeout = 1, Deleted = 2, ClashDrop = 3, ClashResolved = 4 };
+
+std::string_view kind_name(EventKind k);
+std::string_view reason_name(Reason r);
+std::string proto_name(uint8_t proto);  // "tcp", "udp", ... or the number
+
+// An IPv4 or IPv6 address. IPv4 keeps its 4 bytes first, the rest zero.
+struct Address {
+    uint8_t family = 0;  // AF_INET or AF_INET6, 0 when unknown
+    std::array<uint8_t, 16> bytes{};
+
+    static std::optional<Address> parse(std::string_view text);
+    std::string to_string() const;
+    bool operator==(const Address&) const = default;
+};
+
+struct AddressHash {
+    size_t operator()(const Address& a) const noexcept;
+};
+
+struct Event {
+    EventKind kind{};
+    Reason reason = Reason::None;
+    uint64_t ts_ns = 0;   // CLOCK_MONOTONIC
+    uint64_t ct_id = 0;   // pairs an insert with its destroy; 0 for drops
+    uint32_t netns = 0;   // inode number of the network namespace
+    uint16_t zone = 0;
+    uint16_t cpu = 0;
+    uint8_t proto = 0;
+    uint16_t sport = 0;   // host byte order
+    uint16_t dport = 0;
+    Address src, dst;
+};
+
+// Decodes one ring-buffer record. Returns nothing for a record of the wrong size or an
+// unknown kind, so a newer kernel side cannot crash an older reader.
+std::optional<Event> decode_event(std::span<const std::byte> record);
+
+// Encodes back to the wire layout (recordings and tests use it).
+std::array<std::byte, 64> encode_event(const Event& e);
+
+}  // namespace ctbpf

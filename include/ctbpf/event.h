@@ -1,0 +1,75 @@
+/* The one event layout shared by the BPF programs (bpf/) and the C++ side (userspace/).
+ * Plain C with fixed-width types so that both compilers lay it out identically; the
+ * static asserts below pin the size and the offsets that the decoder relies on.
+ * Changing anything here changes the wire format of the ring buffer and of recordings:
+ * bump CTBPF_EVENT_VERSION. */
+#ifndef CTBPF_EVENT_H
+#define CTBPF_EVENT_H
+
+#ifdef __bpf__
+/* BPF side: the basic __u8.. types come from the checked-in kernel types header. */
+#else
+#include <linux/types.h>
+#endif
+
+#define CTBPF_EVENT_VERSION 1
+
+/* What happened. Values are stable (they are written to files). */
+enum ctbpf_event_kind {
+	CTBPF_EV_INSERT = 1,        /* an entry is confirmed into the table */
+	CTBPF_EV_DROP = 2,          /* conntrack dropped a packet: no entry could be created */
+	CTBPF_EV_EARLY_DROP = 3,    /* an unassured entry was evicted to make room */
+	CTBPF_EV_INSERT_FAILED = 4, /* confirm failed (clash) after the insert was announced */
+	CTBPF_EV_DESTROY = 5,       /* an inserted entry was freed, for any reason */
+};
+
+/* Kind-specific detail in ctbpf_event.reason. */
+enum ctbpf_reason {
+	CTBPF_R_NONE = 0,
+	/* destroy */
+	CTBPF_R_TIMEOUT = 1,        /* the entry had expired (gc or lookup reaped it) */
+	CTBPF_R_DELETED = 2,        /* removed before expiry: flush, conntrack -D, netns exit, protocol kill */
+	/* insert_failed */
+	CTBPF_R_CLASH_DROP = 3,     /* clash with an existing entry, packet dropped (kernel: insert_failed) */
+	CTBPF_R_CLASH_RESOLVED = 4, /* clash resolved by reusing the existing entry (kernel: clashres) */
+};
+
+/* Per-CPU counters kept in the kernel: exact totals even when the ring buffer overflows. */
+enum ctbpf_counter {
+	CTBPF_C_INSERT = 0,
+	CTBPF_C_DROP,
+	CTBPF_C_EARLY_DROP,
+	CTBPF_C_INSERT_FAILED,
+	CTBPF_C_CLASH_RESOLVED,
+	CTBPF_C_DESTROY,
+	CTBPF_C_LOST,               /* events not delivered: ring buffer full */
+	CTBPF_C__COUNT,
+};
+
+/* 64 bytes, naturally aligned, no implicit padding. Addresses and ports are in network
+ * byte order exactly as the kernel holds them; IPv4 uses the first 4 bytes of src/dst. */
+struct ctbpf_event {
+	__u64 ts_ns;   /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u64 ct_id;   /* opaque, stable for the entry's lifetime: pairs insert with destroy; 0 for drop */
+	__u32 netns;   /* network namespace inode number */
+	__u16 zone;
+	__u16 cpu;
+	__u16 sport;   /* network byte order; ICMP: id */
+	__u16 dport;   /* network byte order; ICMP: type << 8 | code */
+	__u8 kind;     /* enum ctbpf_event_kind */
+	__u8 family;   /* AF_INET (2) or AF_INET6 (10) */
+	__u8 proto;    /* IPPROTO_* */
+	__u8 reason;   /* enum ctbpf_reason */
+	__u8 src[16];
+	__u8 dst[16];
+};
+
+#ifdef __cplusplus
+static_assert(sizeof(struct ctbpf_event) == 64, "ctbpf_event is a 64-byte wire format");
+static_assert(__builtin_offsetof(struct ctbpf_event, src) == 32, "ctbpf_event layout changed");
+#else
+_Static_assert(sizeof(struct ctbpf_event) == 64, "ctbpf_event is a 64-byte wire format");
+_Static_assert(__builtin_offsetof(struct ctbpf_event, src) == 32, "ctbpf_event layout changed");
+#endif
+
+#endif /* CTBPF_EVENT_H */

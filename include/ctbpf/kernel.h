@@ -1,0 +1,103 @@
+// Kernel side, user half: probing what the running kernel offers, loading the BPF object,
+// attaching one backend's programs, reading the in-kernel counters and the ring buffer.
+// Everything that touches libbpf lives behind this header.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ctbpf {
+
+enum class Backend { Auto, Fentry, Kprobe, Tracepoint };
+
+std::string_view backend_name(Backend b);
+std::optional<Backend> parse_backend(std::string_view s);
+
+struct KernelFeatures {
+    std::string release;           // uname -r
+    int major = 0, minor = 0;
+    bool btf = false;              // /sys/kernel/btf/vmlinux
+    bool ringbuf = false;          // BPF_MAP_TYPE_RINGBUF (5.8+)
+    bool tp_btf = false;           // BTF-typed raw tracepoints kfree_skb and kmem_cache_free
+    bool netfilter_link = false;   // BPF_PROG_TYPE_NETFILTER (6.4+)
+    bool kprobes = false;          // kprobe PMU (CONFIG_KPROBES)
+    bool fentry = false;           // BPF trampolines: an fentry program loads and attaches
+    std::vector<std::string> notes;  // why a feature is missing, as found
+};
+
+// Probes the running kernel. Loads tiny test programs, so it needs the same privileges as
+// a real session; without them the program-based probes report false with a note.
+KernelFeatures probe_kernel();
+
+struct BackendChoice {
+    Backend backend = Backend::Tracepoint;
+    std::string why;
+};
+
+// Auto-selection order fentry > kprobe > tracepoint. Throws Error if `requested` (or, for
+// Auto, every backend) cannot run here, saying what is missing.
+BackendChoice choose_backend(const KernelFeatures& f, Backend requested);
+
+// Throws Error naming the missing capabilities (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN,
+// CAP_SYS_ADMIN when `need_setns`).
+void require_privileges(bool need_setns);
+
+struct WatchedNetns {
+    std::string name;  // as given, or "self" for ctbpf's own namespace
+    uint32_t inum = 0;
+};
+
+struct SessionOptions {
+    Backend backend = Backend::Auto;
+    std::vector<std::string> netns;  // names under /run/netns or paths; empty: our own
+    size_t ring_bytes = 8u << 20;    // BPF ring buffer size (power of two, >= page size)
+    size_t wakeup_bytes = 256u << 10;  // the kernel wakes the reader once this much waits
+    bool verbose = false;            // libbpf's own messages on stderr
+};
+
+// Exact totals kept by the BPF programs in per-CPU counters, summed.
+struct KernelTotals {
+    int64_t insert = 0, drop = 0, early_drop = 0, insert_failed = 0, clash_resolved = 0,
+            destroy = 0, lost = 0;
+};
+
+class Session {
+public:
+    using RecordHandler = std::function<void(std::span<const std::byte>)>;
+
+    // Opens, loads and attaches; throws Error with a one-line reason on any failure.
+    Session(const SessionOptions& opt, RecordHandler handler);
+    ~Session();
+    Session(const Session&) = delete;
+    Session& operator=(const Session&) = delete;
+
+    const BackendChoice& choice() const;
+    const std::vector<WatchedNetns>& watched() const;
+    KernelTotals totals() const;
+
+    // The conntrack table of a watched namespace, read from its /proc/sys files (opened
+    // inside that namespace). Nothing if `netns` is not watched or cannot be read.
+    struct Table {
+        int64_t count = 0, max = 0;
+    };
+    std::optional<Table> table(uint32_t netns) const;
+
+    // Readable when the kernel woke the reader; also drain on a timer, since records are
+    // submitted without a wake-up until a batch waits.
+    int epoll_fd() const;
+    // Hands every waiting record to the handler; returns how many.
+    size_t drain();
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ctbpf

@@ -1,0 +1,141 @@
+#include "ctbpf/aggregator.h"
+
+#include <algorithm>
+#include <tuple>
+
+namespace ctbpf {
+
+void RateWindow::advance(uint64_t sec) {
+    if (sec <= head_) return;
+    const uint64_t gap = std::min<uint64_t>(sec - head_, kSlots);
+    for (uint64_t i = 1; i <= gap; ++i) slots_[(head_ + i) % kSlots] = 0;
+    head_ = sec;
+}
+
+void RateWindow::add(uint64_t sec, uint32_t n) {
+    advance(sec);
+    if (head_ - sec >= kSlots) return;  // too old to matter
+    slots_[sec % kSlots] += n;
+}
+
+uint32_t RateWindow::at(uint64_t now_sec, uint64_t sec) const {
+    if (sec >= now_sec || now_sec - sec > kSeconds) return 0;
+    if (sec > head_ || head_ - sec >= kSlots) return 0;
+    return slots_[sec % kSlots];
+}
+
+double RateWindow::rate(uint64_t now_sec, unsigned window) const {
+    if (window == 0) return 0;
+    window = std::min(window, kSeconds);
+    uint64_t sum = 0;
+    for (unsigned i = 1; i <= window && i <= now_sec; ++i) sum += at(now_sec, now_sec - i);
+    return static_cast<double>(sum) / window;
+}
+
+size_t DestKeyHash::operator()(const DestKey& k) const noexcept {
+    return AddressHash{}(k.addr) ^ (size_t{k.port} << 17) ^ (size_t{k.proto} << 40);
+}
+
+SourceStats& Aggregator::source_for(const Address& a) {
+    auto it = sources_.find(a);
+    if (it != sources_.end()) return it->second;
+    if (sources_.size() >= opt_.max_sources) return other_;
+    auto& s = sources_[a];
+    s.addr = a;
+    return s;
+}
+
+void Aggregator::add(const Event& e) {
+    const auto k = static_cast<size_t>(e.kind);
+    if (k < seen_.size()) seen_[k]++;
+    switch (e.kind) {
+        case EventKind::Insert: {
+            SourceStats& s = source_for(e.src);
+            s.inserts++;
+            s.entries++;
+            s.insert_rate.add(e.ts_ns / 1'000'000'000ull);
+            live_[e.ct_id] = &s;
+            break;
+        }
+        case EventKind::InsertFailed: {
+            // The insert was announced before confirm refused it: take it back.
+            auto it = live_.find(e.ct_id);
+            SourceStats& s = it != live_.end() ? *it->second : source_for(e.src);
+            if (it != live_.end()) {
+                s.entries--;
+                if (s.inserts) s.inserts--;
+                live_.erase(it);
+            }
+            s.insert_failed++;
+            break;
+        }
+        case EventKind::Drop: {
+            source_for(e.src).drops++;
+            DestKey key{e.dst, e.dport, e.proto};
+            auto it = dests_.find(key);
+            if (it == dests_.end() && dests_.size() < opt_.max_destinations)
+                it = dests_.emplace(key, DestStats{key, 0}).first;
+            (it != dests_.end() ? it->second : other_dest_).drops++;
+            break;
+        }
+        case EventKind::EarlyDrop:
+        case EventKind::Destroy: {
+            auto it = live_.find(e.ct_id);
+            SourceStats* s = nullptr;
+            if (it != live_.end()) {
+                s = it->second;
+                s->entries--;
+                live_.erase(it);
+            } else {
+                s = &source_for(e.src);  // inserted before we started: no occupancy change
+            }
+            if (e.kind == EventKind::EarlyDrop) s->early_drops++;
+            else s->destroys++;
+            break;
+        }
+    }
+}
+
+const SourceStats* Aggregator::source(const Address& a) const {
+    auto it = sources_.find(a);
+    return it == sources_.end() ? nullptr : &it->second;
+}
+
+std::vector<const SourceStats*> Aggregator::top_sources(SortKey key, size_t n, uint64_t now_sec) const {
+    std::vector<const SourceStats*> v;
+    v.reserve(sources_.size());
+    for (auto& [a, s] : sources_) v.push_back(&s);
+    auto metric = [&](const SourceStats* s) -> double {
+        switch (key) {
+            case SortKey::Inserts: return static_cast<double>(s->inserts);
+            case SortKey::Rate1s: return s->insert_rate.rate(now_sec, 1);
+            case SortKey::Entries: return static_cast<double>(s->entries);
+            case SortKey::Drops: return static_cast<double>(s->drops);
+        }
+        return 0;
+    };
+    auto better = [&](const SourceStats* a, const SourceStats* b) {
+        const double ma = metric(a), mb = metric(b);
+        if (ma != mb) return ma > mb;
+        return std::tie(a->addr.family, a->addr.bytes) < std::tie(b->addr.family, b->addr.bytes);
+    };
+    n = std::min(n, v.size());
+    std::partial_sort(v.begin(), v.begin() + static_cast<long>(n), v.end(), better);
+    v.resize(n);
+    return v;
+}
+
+std::vector<const DestStats*> Aggregator::top_destinations(size_t n) const {
+    std::vector<const DestStats*> v;
+    for (auto& [k, d] : dests_) v.push_back(&d);
+    auto better = [](const DestStats* a, const DestStats* b) {
+        if (a->drops != b->drops) return a->drops > b->drops;
+        return std::tie(a->key.addr.bytes, a->key.port) < std::tie(b->key.addr.bytes, b->key.port);
+    };
+    n = std::min(n, v.size());
+    std::partial_sort(v.begin(), v.begin() + static_cast<long>(n), v.end(), better);
+    v.resize(n);
+    return v;
+}
+
+}  // namespace ctbpf

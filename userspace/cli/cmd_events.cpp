@@ -1,0 +1,167 @@
+// `ctbpf events`: every conntrack event as a line, then the exact in-kernel totals.
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <unordered_map>
+
+#include <fmt/format.h>
+
+#include "commands.h"
+#include "ctbpf/aggregator.h"
+#include "ctbpf/decode.h"
+#include "ctbpf/error.h"
+#include "format.h"
+#include "loop.h"
+
+namespace ctbpf::cli {
+
+namespace {
+
+uint64_t monotonic_ns() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// Writes all of `b` to stdout; false once the reader has gone (EPIPE).
+bool flush(fmt::memory_buffer& b) {
+    if (b.size() == 0) return true;
+    const bool ok = std::fwrite(b.data(), 1, b.size(), stdout) == b.size() && std::fflush(stdout) == 0;
+    b.clear();
+    if (!ok && errno != EPIPE) throw_errno("writing events to standard output", errno);
+    return ok;
+}
+
+// Whether a drop happened with the table full. Recent kernels keep the entry count where
+// BPF cannot read it, so it is read here: the kernel side wakes us at the start of every
+// drop storm, and a drop counts as table-full if the table was seen full within a second
+// of it. (The kernel counts an entry before checking the limit and takes it back on
+// failure, so a full table can read up to one entry per CPU below max.)
+class FullnessCache {
+public:
+    explicit FullnessCache(const Session& s) : s_(s), slack_(sysconf(_SC_NPROCESSORS_ONLN)) {}
+    bool full(uint32_t netns, uint64_t event_ns) {
+        const uint64_t now = monotonic_ns();
+        auto& st = state_[netns];
+        if (now - st.read_ns > 5'000'000) {
+            st.read_ns = now;
+            auto t = s_.table(netns);
+            if (t && t->max > 0 && t->count + slack_ >= t->max) st.full_ns = now;
+        }
+        const uint64_t d = event_ns > st.full_ns ? event_ns - st.full_ns : st.full_ns - event_ns;
+        return st.full_ns != 0 && d < 1'000'000'000ull;
+    }
+
+private:
+    struct State {
+        uint64_t read_ns = 0, full_ns = 0;
+    };
+    const Session& s_;
+    int64_t slack_;
+    std::unordered_map<uint32_t, State> state_;
+};
+
+}  // namespace
+
+int cmd_events(const EventsArgs& a) {
+    const auto backend = parse_backend(a.backend);
+    if (!backend) throw Error(fmt::format("unknown backend '{}': use auto, fentry, kprobe or tracepoint", a.backend), 2);
+    if (a.duration_s && *a.duration_s <= 0) throw Error("--duration must be positive", 2);
+
+    block_stop_signals();
+    Aggregator agg;
+    fmt::memory_buffer out;
+    uint64_t drops_full = 0;
+    Session* session = nullptr;
+    std::optional<FullnessCache> fullness;
+
+    auto on_record = [&](std::span<const std::byte> rec) {
+        auto e = decode_event(rec);
+        if (!e) return;
+        std::string_view reason = reason_name(e->reason);
+        if (e->kind == EventKind::Drop) {
+            const bool full = fullness->full(e->netns, e->ts_ns);
+            drops_full += full;
+            reason = full ? "table_full" : "no_entry";
+        }
+        if (a.json) format_event_json(out, *e, reason);
+        else format_event_text(out, *e, reason);
+        agg.add(*e);
+    };
+
+    SessionOptions so;
+    so.backend = *backend;
+    so.netns = a.netns;
+    so.ring_bytes = a.ring_mib << 20;
+    so.verbose = a.verbose;
+    Session s(so, on_record);
+    session = &s;
+    fullness.emplace(s);
+
+    std::string names;
+    for (const auto& w : s.watched()) names += fmt::format("{}{}({})", names.empty() ? "" : ", ", w.name, w.inum);
+    fmt::print(stderr, "ctbpf: watching netns {} with backend {} ({}); Ctrl-C to stop\n", names,
+               backend_name(s.choice().backend), s.choice().why);
+
+    const uint64_t start = monotonic_ns();
+    LoopOptions lo;
+    if (a.duration_s) lo.duration = std::chrono::milliseconds(static_cast<int64_t>(*a.duration_s * 1000));
+    bool reader_gone = false;
+    run_loop(s, lo, [&] {
+        if (!flush(out)) reader_gone = true;
+        return !reader_gone;
+    });
+
+    // Totals first, then the last records: every event counted is then also delivered
+    // (or counted as lost), so delivered + lost == kernel totals.
+    const KernelTotals totals = session->totals();
+    s.drain();
+    const uint64_t now = monotonic_ns();
+    SummaryInput in{s.choice(), s.watched(), totals, agg, static_cast<double>(now - start) / 1e9,
+                    now / 1'000'000'000ull, a.top, drops_full};
+    if (a.json) fmt::format_to(std::back_inserter(out), "{}", format_summary_json(in));
+    else fmt::format_to(std::back_inserter(out), "{}", format_summary_text(in));
+    if (!reader_gone) flush(out);
+    if (totals.lost > 0)
+        fmt::print(stderr, "ctbpf: {} events were lost (ring buffer full); the totals above are still exact\n",
+                   totals.lost);
+    return 0;
+}
+
+int cmd_probe(bool json) {
+    const KernelFeatures f = probe_kernel();
+    std::string chosen, why, error;
+    try {
+        auto c = choose_backend(f, Backend::Auto);
+        chosen = backend_name(c.backend);
+        why = c.why;
+    } catch (const Error& e) {
+        error = e.what();
+    }
+    auto yn = [](bool b) { return b ? "yes" : "no"; };
+    if (json) {
+        std::string notes;
+        for (const auto& n : f.notes) notes += fmt::format("{}\"{}\"", notes.empty() ? "" : ",", n);
+        fmt::print(R"({{"kernel":"{}","btf":{},"ringbuf":{},"tp_btf":{},"netfilter_link":{},"kprobes":{},)"
+                   R"("fentry":{},"backend":"{}","why":"{}","error":"{}","notes":[{}]}})"
+                   "\n",
+                   f.release, f.btf, f.ringbuf, f.tp_btf, f.netfilter_link, f.kprobes, f.fentry, chosen, why, error,
+                   notes);
+    } else {
+        fmt::print("kernel            {}\n", f.release);
+        fmt::print("BTF               {}\n", yn(f.btf));
+        fmt::print("ring buffer       {}\n", yn(f.ringbuf));
+        fmt::print("BTF tracepoints   {}\n", yn(f.tp_btf));
+        fmt::print("netfilter links   {}\n", yn(f.netfilter_link));
+        fmt::print("kprobes           {}\n", yn(f.kprobes));
+        fmt::print("fentry            {}\n", yn(f.fentry));
+        for (const auto& n : f.notes) fmt::print("  note: {}\n", n);
+        if (error.empty()) fmt::print("backend (auto)    {}: {}\n", chosen, why);
+        else fmt::print("backend (auto)    none: {}\n", error);
+    }
+    return error.empty() ? 0 : 1;
+}
+
+}  // namespace ctbpf::cli

@@ -1,0 +1,34 @@
+// Presentation of events and summaries as text or JSON lines. Pure formatting.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "ctbpf/aggregator.h"
+#include "ctbpf/decode.h"
+#include "ctbpf/kernel.h"
+
+namespace ctbpf::cli {
+
+// Appends one event as an NDJSON line (with --json) or a human line.
+void format_event_json(fmt::memory_buffer& out, const Event& e, std::string_view reason);
+void format_event_text(fmt::memory_buffer& out, const Event& e, std::string_view reason);
+
+struct SummaryInput {
+    const BackendChoice& choice;
+    const std::vector<WatchedNetns>& watched;
+    const KernelTotals& kernel;
+    const Aggregator& agg;
+    double duration_s;
+    uint64_t now_sec;
+    size_t top;
+    uint64_t drops_table_full;  // delivered drop events seen while the table was full
+};
+
+std::string format_summary_json(const SummaryInput& s);
+std::string format_summary_text(const SummaryInput& s);
+
+}  // namespace ctbpf::cli

@@ -1,0 +1,68 @@
+#include "loop.h"
+
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "ctbpf/error.h"
+
+namespace ctbpf::cli {
+
+void block_stop_signals() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigprocmask(SIG_BLOCK, &set, nullptr);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+int run_loop(Session& s, const LoopOptions& opt, const std::function<bool()>& on_tick) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    const int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (sfd < 0) throw_errno("signalfd", errno);
+    const int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0) throw_errno("epoll_create1", errno);
+    for (int fd : {s.epoll_fd(), sfd}) {
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.fd = fd;
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0) throw_errno("epoll_ctl", errno);
+    }
+    using clock = std::chrono::steady_clock;
+    const auto deadline = opt.duration ? clock::now() + *opt.duration : clock::time_point::max();
+    int stopped_by = 0;
+    while (true) {
+        auto wait = opt.tick;
+        if (opt.duration) {
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
+            if (left.count() <= 0) break;
+            wait = std::min(wait, left);
+        }
+        epoll_event evs[2];
+        const int n = epoll_wait(ep, evs, 2, static_cast<int>(wait.count()));
+        if (n < 0 && errno != EINTR) throw_errno("epoll_wait", errno);
+        bool stop = false;
+        for (int i = 0; i < n; ++i) {
+            if (evs[i].data.fd == sfd) {
+                signalfd_siginfo si{};
+                if (read(sfd, &si, sizeof si) == sizeof si) stopped_by = static_cast<int>(si.ssi_signo);
+                stop = true;
+            }
+        }
+        s.drain();
+        if (!on_tick()) stop = true;
+        if (stop) break;
+    }
+    close(ep);
+    close(sfd);
+    return stopped_by;
+}
+
+}  // namespace ctbpf::cli

@@ -1,0 +1,284 @@
+// Loads the BPF object (one skeleton for every backend), attaches the chosen backend's
+// programs and exposes the ring buffer and counters.
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <fcntl.h>
+#include <linux/netfilter.h>
+#include <sched.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <mutex>
+
+#include <fmt/format.h>
+
+#include "ctbpf.skel.h"
+#include "ctbpf/error.h"
+#include "ctbpf/event.h"
+#include "ctbpf/kernel.h"
+
+namespace ctbpf {
+
+void throw_errno(const std::string& what, int err) {
+    throw Error(fmt::format("{}: {}", what, std::strerror(err)));
+}
+
+namespace {
+
+// libbpf's messages: kept (the last few explain a failed load), shown live with --verbose.
+std::mutex g_log_mu;
+std::deque<std::string> g_log;
+bool g_verbose = false;
+
+int libbpf_log(enum libbpf_print_level level, const char* fmt_, va_list ap) {
+    char buf[1024];
+    vsnprintf(buf, sizeof buf, fmt_, ap);
+    std::lock_guard lock(g_log_mu);
+    if (g_verbose || level == LIBBPF_WARN) {
+        if (g_verbose) std::fputs(buf, stderr);
+    }
+    std::string s(buf);
+    while (!s.empty() && s.back() == '\n') s.pop_back();
+    if (!s.empty()) g_log.push_back(std::move(s));
+    if (g_log.size() > 50) g_log.pop_front();
+    return 0;
+}
+
+std::string last_libbpf_line() {
+    std::lock_guard lock(g_log_mu);
+    for (auto it = g_log.rbegin(); it != g_log.rend(); ++it)
+        if (it->find("libbpf:") != std::string::npos || it->find("failed") != std::string::npos) return *it;
+    return g_log.empty() ? std::string() : g_log.back();
+}
+
+struct Fd {
+    int fd = -1;
+    explicit Fd(int f = -1) : fd(f) {}
+    Fd(Fd&& o) noexcept : fd(o.fd) { o.fd = -1; }
+    Fd& operator=(Fd&& o) noexcept {
+        std::swap(fd, o.fd);
+        return *this;
+    }
+    ~Fd() { if (fd >= 0) close(fd); }
+};
+
+// Resolves "--netns" arguments: a name under /run/netns, or a path such as /proc/PID/ns/net.
+Fd open_netns(const std::string& spec) {
+    std::string path = spec.find('/') == std::string::npos ? "/run/netns/" + spec : spec;
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            throw Error(fmt::format("unknown network namespace '{}' ({} does not exist; see 'ip netns list')",
+                                    spec, path));
+        throw_errno(fmt::format("cannot open network namespace '{}' ({})", spec, path), errno);
+    }
+    return Fd(fd);
+}
+
+uint32_t netns_inum(int fd) {
+    struct stat st {};
+    if (fstat(fd, &st) != 0) throw_errno("fstat on a network namespace", errno);
+    return static_cast<uint32_t>(st.st_ino);
+}
+
+}  // namespace
+
+struct Session::Impl {
+    ctbpf_bpf* skel = nullptr;
+    ring_buffer* rb = nullptr;
+    std::vector<bpf_link*> links;
+    BackendChoice choice;
+    std::vector<WatchedNetns> watched;
+    std::vector<std::pair<uint32_t, Fd>> count_fds;  // per watched netns
+    Fd max_fd;
+    RecordHandler handler;
+
+    ~Impl() {
+        if (rb) ring_buffer__free(rb);
+        for (auto* l : links) bpf_link__destroy(l);
+        if (skel) ctbpf_bpf__destroy(skel);
+    }
+
+    // Only one BPF program may sit at a given priority of a hook, and some kernels put
+    // their own hook next to conntrack's (IPv6 LOCAL_IN confirms at INT_MAX-1): on EBUSY
+    // step further away from conntrack, in direction `step`, a few times.
+    void attach_netfilter(bpf_program* prog, int pf, int hook, int priority, int step) {
+        int err = 0;
+        for (int i = 0; i < 8; ++i, priority += step) {
+            LIBBPF_OPTS(bpf_netfilter_opts, o, .pf = static_cast<__u32>(pf),
+                        .hooknum = static_cast<__u32>(hook), .priority = priority);
+            bpf_link* l = bpf_program__attach_netfilter(prog, &o);
+            if (l) {
+                links.push_back(l);
+                return;
+            }
+            err = errno;
+            if (err != EBUSY) break;
+        }
+        throw_errno(fmt::format("attaching {} to netfilter hook {} (family {}, priority near {})",
+                                bpf_program__name(prog), hook, pf, priority),
+                    err);
+    }
+
+    // Netfilter links bind to the namespace of the thread that creates them.
+    void attach_tracepoint_backend_here() {
+        for (int pf : {NFPROTO_IPV4, NFPROTO_IPV6}) {
+            // conntrack runs at -200 on PRE_ROUTING and LOCAL_OUT; bracket it.
+            for (int hook : {NF_INET_PRE_ROUTING, NF_INET_LOCAL_OUT}) {
+                attach_netfilter(skel->progs.nf_before_ct, pf, hook, -201, -1);
+                attach_netfilter(skel->progs.nf_after_ct, pf, hook, -199, +1);
+            }
+            // confirm runs last (INT_MAX) on LOCAL_IN and POST_ROUTING.
+            for (int hook : {NF_INET_LOCAL_IN, NF_INET_POST_ROUTING})
+                attach_netfilter(skel->progs.nf_before_confirm, pf, hook, INT_MAX - 1, -1);
+        }
+    }
+
+    // Called while inside the namespace: sysctl files keep the namespace they were opened in.
+    void open_table_files(uint32_t inum) {
+        count_fds.emplace_back(inum, Fd(open("/proc/sys/net/netfilter/nf_conntrack_count", O_RDONLY | O_CLOEXEC)));
+        if (max_fd.fd < 0) max_fd = Fd(open("/proc/sys/net/netfilter/nf_conntrack_max", O_RDONLY | O_CLOEXEC));
+    }
+
+    void watch(const std::string& name, uint32_t inum) {
+        const __u8 one = 1;
+        if (bpf_map__update_elem(skel->maps.watched_netns, &inum, sizeof inum, &one, sizeof one, BPF_ANY) != 0)
+            throw_errno("registering a watched network namespace", errno);
+        watched.push_back({name, inum});
+    }
+};
+
+Session::Session(const SessionOptions& opt, RecordHandler handler) : impl_(std::make_unique<Impl>()) {
+    auto& I = *impl_;
+    I.handler = std::move(handler);
+    g_verbose = opt.verbose;
+    libbpf_set_print(libbpf_log);
+
+    require_privileges(!opt.netns.empty());
+    I.choice = choose_backend(probe_kernel(), opt.backend);
+
+    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    if (opt.ring_bytes < page || (opt.ring_bytes & (opt.ring_bytes - 1)) != 0)
+        throw Error(fmt::format("ring buffer size {} must be a power of two of at least {} bytes", opt.ring_bytes,
+                                page));
+
+    I.skel = ctbpf_bpf__open();
+    if (!I.skel) throw_errno("opening the BPF object", errno);
+    uint64_t key = 0;
+    if (getrandom(&key, sizeof key, 0) != sizeof key) key = 0x9e3779b97f4a7c15ull;
+    I.skel->rodata->ct_id_key = key;
+    I.skel->rodata->wakeup_bytes = static_cast<__u32>(std::min(opt.wakeup_bytes, opt.ring_bytes / 2));
+    bpf_map__set_max_entries(I.skel->maps.events, static_cast<__u32>(opt.ring_bytes));
+
+    if (ctbpf_bpf__load(I.skel) != 0) {
+        const int err = errno;
+        throw Error(fmt::format("loading the BPF programs failed: {} ({}); run with --verbose for the verifier log",
+                                std::strerror(err), last_libbpf_line()));
+    }
+
+    // Namespaces: ours by default, else each one named, entered in turn and left again.
+    if (opt.netns.empty()) {
+        Fd self(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+        if (self.fd < 0) throw_errno("opening our own network namespace", errno);
+        I.attach_tracepoint_backend_here();
+        I.open_table_files(netns_inum(self.fd));
+        I.watch("self", netns_inum(self.fd));
+    } else {
+        Fd home(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+        if (home.fd < 0) throw_errno("opening our own network namespace", errno);
+        for (const auto& spec : opt.netns) {
+            Fd ns = open_netns(spec);
+            const uint32_t inum = netns_inum(ns.fd);
+            if (setns(ns.fd, CLONE_NEWNET) != 0) throw_errno(fmt::format("entering network namespace '{}'", spec), errno);
+            try {
+                I.attach_tracepoint_backend_here();
+                I.open_table_files(inum);
+            } catch (...) {
+                setns(home.fd, CLONE_NEWNET);
+                throw;
+            }
+            if (setns(home.fd, CLONE_NEWNET) != 0) throw_errno("returning to our network namespace", errno);
+            I.watch(spec, inum);
+        }
+    }
+
+    for (bpf_program* p : {I.skel->progs.tp_kfree_skb, I.skel->progs.tp_kmem_cache_free}) {
+        bpf_link* l = bpf_program__attach(p);
+        if (!l) throw_errno(fmt::format("attaching {}", bpf_program__name(p)), errno);
+        I.links.push_back(l);
+    }
+
+    I.rb = ring_buffer__new(
+        bpf_map__fd(I.skel->maps.events),
+        [](void* ctx, void* data, size_t size) -> int {
+            auto* impl = static_cast<Impl*>(ctx);
+            impl->handler(std::span<const std::byte>(static_cast<const std::byte*>(data), size));
+            return 0;
+        },
+        &I, nullptr);
+    if (!I.rb) throw_errno("setting up the ring buffer reader", errno);
+}
+
+Session::~Session() = default;
+
+const BackendChoice& Session::choice() const { return impl_->choice; }
+const std::vector<WatchedNetns>& Session::watched() const { return impl_->watched; }
+int Session::epoll_fd() const { return ring_buffer__epoll_fd(impl_->rb); }
+
+size_t Session::drain() {
+    const int n = ring_buffer__consume(impl_->rb);
+    if (n < 0) throw_errno("reading the ring buffer", -n);
+    return static_cast<size_t>(n);
+}
+
+namespace {
+int64_t read_number(int fd) {
+    char buf[32];
+    const ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    if (n <= 0) return -1;
+    buf[n] = 0;
+    return std::strtoll(buf, nullptr, 10);
+}
+}  // namespace
+
+std::optional<Session::Table> Session::table(uint32_t netns) const {
+    for (const auto& [inum, fd] : impl_->count_fds) {
+        if (inum != netns || fd.fd < 0 || impl_->max_fd.fd < 0) continue;
+        Table t{read_number(fd.fd), read_number(impl_->max_fd.fd)};
+        if (t.count < 0 || t.max < 0) return std::nullopt;
+        return t;
+    }
+    return std::nullopt;
+}
+
+KernelTotals Session::totals() const {
+    const int ncpu = libbpf_num_possible_cpus();
+    std::vector<int64_t> vals(static_cast<size_t>(ncpu > 0 ? ncpu : 1));
+    auto sum = [&](ctbpf_counter c) -> int64_t {
+        __u32 key = c;
+        if (bpf_map__lookup_elem(impl_->skel->maps.counters, &key, sizeof key, vals.data(),
+                                 vals.size() * sizeof(int64_t), 0) != 0)
+            throw_errno("reading the in-kernel counters", errno);
+        int64_t s = 0;
+        for (int64_t v : vals) s += v;
+        return s;
+    };
+    KernelTotals t;
+    t.insert = sum(CTBPF_C_INSERT);
+    t.drop = sum(CTBPF_C_DROP);
+    t.early_drop = sum(CTBPF_C_EARLY_DROP);
+    t.insert_failed = sum(CTBPF_C_INSERT_FAILED);
+    t.clash_resolved = sum(CTBPF_C_CLASH_RESOLVED);
+    t.destroy = sum(CTBPF_C_DESTROY);
+    t.lost = sum(CTBPF_C_LOST);
+    return t;
+}
+
+}  // namespace ctbpf
