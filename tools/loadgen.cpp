@@ -47,12 +47,17 @@ int main(int argc, char** argv) {
     uint16_t port = 9;
     unsigned flows = 1;
     double seconds = 0;
+    unsigned sport_base = 20000;
     app.add_option("--src", sources, "source addresses (repeatable; must be local)")->required();
     app.add_option("--dst", dst, "destination address (loopback or a test host)");
     app.add_option("--port", port, "destination port");
     app.add_option("--flows", flows, "flows per source");
     app.add_option("--proto", proto, "udp or tcp (tcp: one SYN per flow, non-blocking connect)")
         ->check(CLI::IsMember({"udp", "tcp"}));
+    app.add_option("--sport-base", sport_base,
+                   "first source port; flow f uses sport-base + f, so no flow repeats another's tuple "
+                   "(0: let the kernel pick, repeats possible)")
+        ->check(CLI::Range(0, 65535));
     app.add_option("--seconds", seconds, "repeat rounds until this many seconds have passed (0: one round)");
     CLI11_PARSE(app, argc, argv);
 
@@ -77,9 +82,18 @@ int main(int argc, char** argv) {
     const char payload[] = "ctbpf";
     uint64_t sent = 0, failed = 0;
     const auto start = std::chrono::steady_clock::now();
+    if (sport_base && sport_base + flows > 65536) {
+        fmt::print(stderr, "ctbpf-loadgen: --sport-base + --flows must stay below 65536\n");
+        return 2;
+    }
     do {
         for (unsigned f = 0; f < flows; ++f) {
-            for (const auto& [ss, len] : from) {
+            for (auto [ss, len] : from) {
+                if (sport_base) {
+                    const uint16_t sp = htons(static_cast<uint16_t>(sport_base + f));
+                    if (ss.ss_family == AF_INET) reinterpret_cast<sockaddr_in*>(&ss)->sin_port = sp;
+                    else reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port = sp;
+                }
                 int fd = socket(to.ss_family, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
                 if (fd < 0) {
                     failed++;
@@ -89,6 +103,8 @@ int main(int argc, char** argv) {
                     linger lg{1, 0};  // close with RST: no TIME_WAIT pile-up in the generator
                     setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
                 }
+                const int one = 1;  // repeated rounds reuse the same ports
+                setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
                 bool ok = bind(fd, reinterpret_cast<const sockaddr*>(&ss), len) == 0;
                 if (ok && tcp) ok = connect(fd, reinterpret_cast<const sockaddr*>(&to), to_len) == 0 || errno == EINPROGRESS;
                 else if (ok) ok = sendto(fd, payload, sizeof payload, 0, reinterpret_cast<const sockaddr*>(&to), to_len) >= 0;

@@ -1,0 +1,202 @@
+#include "harness.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+namespace scenario {
+
+namespace {
+
+// Reads both pipes until the child closes them (or `until` says stop).
+void pump(int out_fd, int err_fd, std::string& out, std::string& err, int timeout_ms,
+          const std::function<bool()>& until = nullptr) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (out_fd >= 0 || err_fd >= 0) {
+        if (until && until()) return;
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) return;
+        pollfd p[2] = {{out_fd, POLLIN, 0}, {err_fd, POLLIN, 0}};
+        if (poll(p, 2, static_cast<int>(left.count())) <= 0) continue;
+        for (int i = 0; i < 2; ++i) {
+            if (p[i].fd < 0 || !(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            char buf[65536];
+            const ssize_t n = read(p[i].fd, buf, sizeof buf);
+            if (n > 0) {
+                (i == 0 ? out : err).append(buf, static_cast<size_t>(n));
+            } else {
+                close(p[i].fd);
+                (i == 0 ? out_fd : err_fd) = -1;
+            }
+        }
+    }
+}
+
+}  // namespace
+
+CmdResult sh(const std::string& cmd) {
+    int o[2], e[2];
+    if (pipe2(o, O_CLOEXEC) != 0 || pipe2(e, O_CLOEXEC) != 0) return {};
+    const pid_t pid = fork();
+    if (pid == 0) {
+        dup2(o[1], 1);
+        dup2(e[1], 2);
+        execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
+        _exit(127);
+    }
+    close(o[1]);
+    close(e[1]);
+    CmdResult r;
+    pump(o[0], e[0], r.out, r.err, 120000);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return r;
+}
+
+std::string sh_ok(const std::string& cmd) {
+    CmdResult r = sh(cmd);
+    EXPECT_EQ(r.status, 0) << "command failed: " << cmd << "\n" << r.err;
+    return r.out;
+}
+
+std::string cannot_run_reason() {
+    if (geteuid() != 0) return "not root";
+    if (access("/sys/kernel/btf/vmlinux", R_OK) != 0) return "kernel has no BTF";
+    if (sh("command -v nft && command -v conntrack && command -v ip").status != 0)
+        return "nft, conntrack or ip missing (run tools/setup.sh)";
+    return "";
+}
+
+Netns::Netns(const std::string& tag) : name_(fmt::format("ctbpf-t-{}-{}", tag, getpid())) {
+    sh("ip netns del " + name_ + " 2>/dev/null");
+    sh_ok("ip netns add " + name_);
+    sh_ok("ip -n " + name_ + " link set lo up");
+    // Conntrack only runs in a namespace once a ruleset needs it.
+    exec("nft 'add table inet ctbpf_t; "
+         "add chain inet ctbpf_t out { type filter hook output priority 0; }; "
+         "add rule inet ctbpf_t out ct state new counter'");
+}
+
+Netns::~Netns() { sh("ip netns del " + name_); }
+
+std::string Netns::exec(const std::string& cmd) const {
+    return sh_ok(fmt::format("ip netns exec {} sh -c \"{}\"", name_, cmd));
+}
+
+std::map<std::string, long long> Netns::stat() const {
+    std::istringstream in(exec("cat /proc/net/stat/nf_conntrack"));
+    std::string line;
+    std::vector<std::string> cols;
+    std::map<std::string, long long> sum;
+    std::getline(in, line);
+    std::istringstream h(line);
+    for (std::string c; h >> c;) cols.push_back(c);
+    while (std::getline(in, line)) {
+        std::istringstream v(line);
+        std::string x;
+        for (size_t i = 0; i < cols.size() && v >> x; ++i) sum[cols[i]] += std::stoll(x, nullptr, 16);
+    }
+    return sum;
+}
+
+long long Netns::count() const { return std::stoll(exec("cat /proc/sys/net/netfilter/nf_conntrack_count")); }
+
+long long Netns::nft_new_counter() const {
+    const std::string out = exec("nft list chain inet ctbpf_t out");
+    const auto p = out.find("packets ");
+    return p == std::string::npos ? -1 : std::stoll(out.substr(p + 8));
+}
+
+std::map<std::string, long long> Netns::conntrack_by_source() const {
+    std::map<std::string, long long> by;
+    std::istringstream in(exec("conntrack -L 2>/dev/null || true"));
+    for (std::string line; std::getline(in, line);) {
+        const auto p = line.find("src=");
+        if (p == std::string::npos) continue;
+        by[line.substr(p + 4, line.find(' ', p) - p - 4)]++;
+    }
+    return by;
+}
+
+ConntrackMax::ConntrackMax(long long value) {
+    std::ifstream("/proc/sys/net/netfilter/nf_conntrack_max") >> old_;
+    std::ofstream("/proc/sys/net/netfilter/nf_conntrack_max") << value;
+}
+
+ConntrackMax::~ConntrackMax() { std::ofstream("/proc/sys/net/netfilter/nf_conntrack_max") << old_; }
+
+Ctbpf::Ctbpf(const std::vector<std::string>& args) {
+    int o[2], e[2];
+    if (pipe2(o, O_CLOEXEC) != 0 || pipe2(e, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
+    pid_ = fork();
+    if (pid_ == 0) {
+        dup2(o[1], 1);
+        dup2(e[1], 2);
+        std::vector<char*> argv{const_cast<char*>(CTBPF_BIN), const_cast<char*>("events"),
+                                const_cast<char*>("--json")};
+        for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+        argv.push_back(nullptr);
+        execv(CTBPF_BIN, argv.data());
+        _exit(127);
+    }
+    close(o[1]);
+    close(e[1]);
+    out_fd_ = o[0];
+    err_fd_ = e[0];
+    // Ready once it says so on stderr (attached), or failed if it exits first.
+    std::string out;
+    pump(-1, err_fd_, out, err_, 20000, [&] { return err_.find("watching") != std::string::npos; });
+    if (err_.find("watching") == std::string::npos) ADD_FAILURE() << "ctbpf did not start: " << err_;
+}
+
+Ctbpf::~Ctbpf() {
+    if (pid_ > 0) {
+        kill(pid_, SIGKILL);
+        waitpid(pid_, nullptr, 0);
+    }
+    if (out_fd_ >= 0) close(out_fd_);
+    if (err_fd_ >= 0) close(err_fd_);
+}
+
+void Ctbpf::stop() {
+    // Let the last records of the scenario reach the ring buffer reader first.
+    usleep(300000);
+    kill(pid_, SIGTERM);
+    pump(out_fd_, err_fd_, out_, err_, 30000);
+    out_fd_ = err_fd_ = -1;
+    int st = 0;
+    waitpid(pid_, &st, 0);
+    pid_ = -1;
+    status_ = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    std::istringstream in(out_);
+    for (std::string line; std::getline(in, line);) {
+        if (line.empty()) continue;
+        auto j = nlohmann::json::parse(line);
+        if (j["type"] == "summary") summary_ = j;
+        else events_.push_back(j);
+    }
+    ASSERT_EQ(status_, 0) << err_;
+    ASSERT_TRUE(summary_.is_object()) << "no summary line in output";
+}
+
+nlohmann::json loadgen(const Netns& ns, const std::string& args) {
+    return nlohmann::json::parse(ns.exec(std::string(LOADGEN_BIN) + " " + args));
+}
+
+long long delta(const std::map<std::string, long long>& before, const std::map<std::string, long long>& after,
+                const std::string& column) {
+    return after.at(column) - before.at(column);
+}
+
+}  // namespace scenario

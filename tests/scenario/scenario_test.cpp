@@ -1,0 +1,245 @@
+// Real conntrack in network namespaces made by the test, checked against the kernel's own
+// counters: /proc/net/stat/nf_conntrack, nf_conntrack_count, an nft `ct state new` counter
+// and `conntrack -L`.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <set>
+#include <thread>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include "harness.h"
+
+using namespace scenario;
+using nlohmann::json;
+
+namespace {
+
+class Scenario : public ::testing::Test {
+protected:
+    void SetUp() override {
+        const std::string why = cannot_run_reason();
+        if (why.empty()) return;
+        // On CI the machine can run these: a skip there would hide a broken pipeline.
+        if (const char* req = std::getenv("CTBPF_REQUIRE_PRIVILEGED"); req && std::string(req) == "1")
+            FAIL() << "privileged scenario cannot run: " << why;
+        GTEST_SKIP() << why;
+    }
+};
+
+long long count_kind(const std::vector<json>& ev, const std::string& type, const std::string& reason = "") {
+    long long n = 0;
+    for (const auto& e : ev)
+        if (e["type"] == type && (reason.empty() || e["reason"] == reason)) n++;
+    return n;
+}
+
+std::string sources_args(const std::string& prefix, int n) {
+    std::string s;
+    for (int i = 1; i <= n; ++i) s += fmt::format(" --src {}{}", prefix, i);
+    return s;
+}
+
+const json* find_source(const json& summary, const std::string& addr) {
+    for (const auto& s : summary["sources"])
+        if (s["addr"] == addr) return &s;
+    return nullptr;
+}
+
+}  // namespace
+
+TEST_F(Scenario, ManySourcesInsertsMatchKernelAndOccupancyMatchesConntrackList) {
+    Netns ns("many");
+    Ctbpf ct({"--netns", ns.name(), "--top", "100"});
+    // 5 sources: 10, 20, 30, 40, 50 flows, so the per-source figures differ.
+    for (int i = 1; i <= 5; ++i)
+        ASSERT_EQ(loadgen(ns, fmt::format("--src 127.0.1.{} --flows {}", i, i * 10))["sent"], i * 10);
+    const auto by_source = ns.conntrack_by_source();
+    const long long nft_new = ns.nft_new_counter();
+    ct.stop();
+
+    const json& k = ct.summary()["kernel"];
+    EXPECT_EQ(nft_new, 150);
+    EXPECT_EQ(k["insert"], nft_new);
+    EXPECT_EQ(count_kind(ct.events(), "insert"), nft_new);
+    EXPECT_EQ(k["drop"], 0);
+    EXPECT_EQ(ct.summary()["lost"], 0);
+    ASSERT_EQ(by_source.size(), 5u);
+    for (const auto& [addr, n] : by_source) {
+        const json* s = find_source(ct.summary(), addr);
+        ASSERT_NE(s, nullptr) << addr;
+        EXPECT_EQ((*s)["entries"], n) << addr;
+        EXPECT_EQ((*s)["inserts"], n) << addr;
+    }
+    for (const auto& e : ct.events()) {
+        EXPECT_EQ(e["proto"], "udp");
+        EXPECT_EQ(e["family"], "ipv4");
+        EXPECT_EQ(e["dst"], "127.0.0.1");
+        EXPECT_EQ(e["dport"], 9);
+        EXPECT_EQ(e["netns"], ct.summary()["netns"][0]["inum"]);
+    }
+}
+
+TEST_F(Scenario, Ipv6SourcesAreSeenWithTheirAddresses) {
+    Netns ns("v6");
+    for (int i = 1; i <= 3; ++i) ns.exec(fmt::format("ip -6 addr add fd00::1:{}/128 dev lo nodad", i));
+    Ctbpf ct({"--netns", ns.name()});
+    ASSERT_EQ(loadgen(ns, "--dst ::1 --flows 20" + sources_args("fd00::1:", 3))["sent"], 60);
+    const auto by_source = ns.conntrack_by_source();
+    ct.stop();
+
+    EXPECT_EQ(ct.summary()["kernel"]["insert"], 60);
+    EXPECT_EQ(ns.nft_new_counter(), 60);
+    for (int i = 1; i <= 3; ++i) {
+        const std::string a = fmt::format("fd00::1:{}", i);
+        EXPECT_EQ(by_source.at(a), 20);
+        const json* s = find_source(ct.summary(), a);
+        ASSERT_NE(s, nullptr) << a;
+        EXPECT_EQ((*s)["entries"], 20);
+    }
+    for (const auto& e : ct.events()) {
+        EXPECT_EQ(e["family"], "ipv6");
+        EXPECT_EQ(e["dst"], "::1");
+    }
+}
+
+TEST_F(Scenario, TableFullIncidentDropsAndEarlyDropsAreExact) {
+    Netns ns("full");
+    ConntrackMax max(300);
+    Ctbpf ct({"--netns", ns.name(), "--top", "100"});
+    const auto before = ns.stat();
+    const auto r = loadgen(ns, "--flows 200" + sources_args("127.0.1.", 4));
+    const auto after = ns.stat();
+    const long long entries = ns.count();
+    const long long nft_new = ns.nft_new_counter();
+    ct.stop();
+
+    const json& k = ct.summary()["kernel"];
+    const long long drops = delta(before, after, "drop");
+    const long long early = delta(before, after, "early_drop");
+    ASSERT_GT(drops, 0) << "the table never filled";
+    EXPECT_EQ(entries, 300);
+    EXPECT_EQ(k["drop"], drops);
+    EXPECT_EQ(k["early_drop"], early);
+    EXPECT_EQ(k["insert"], entries + early);
+    EXPECT_EQ(k["insert"], nft_new);
+    EXPECT_EQ(r["failed"], drops);  // each dropped datagram failed its sendto
+    EXPECT_EQ(ct.summary()["lost"], 0);
+
+    // Every drop is delivered, with its source and destination, and seen as table-full.
+    EXPECT_EQ(count_kind(ct.events(), "drop"), drops);
+    EXPECT_EQ(count_kind(ct.events(), "drop", "table_full"), drops);
+    EXPECT_EQ(count_kind(ct.events(), "early_drop"), early);
+    long long per_source = 0;
+    const std::set<std::string> srcs{"127.0.1.1", "127.0.1.2", "127.0.1.3", "127.0.1.4"};
+    for (const auto& e : ct.events())
+        if (e["type"] == "drop") EXPECT_TRUE(srcs.count(e["src"].get<std::string>())) << e.dump();
+    for (const auto& s : ct.summary()["sources"]) per_source += s["drops"].get<long long>();
+    EXPECT_EQ(per_source, drops);
+    ASSERT_FALSE(ct.summary()["destinations"].empty());
+    EXPECT_EQ(ct.summary()["destinations"][0]["port"], 9);
+    EXPECT_EQ(ct.summary()["destinations"][0]["drops"], drops);
+
+    // Occupancy still agrees with the table after evictions.
+    const auto by_source = ns.conntrack_by_source();
+    for (const auto& [addr, n] : by_source) EXPECT_EQ((*find_source(ct.summary(), addr))["entries"], n) << addr;
+}
+
+TEST_F(Scenario, FirewallDropsAreNotConntrackDrops) {
+    Netns ns("fw");
+    // One rule before conntrack (raw priority) and one after it (filter output).
+    ns.exec("nft 'add table inet fw; "
+            "add chain inet fw raw { type filter hook output priority -300; }; "
+            "add rule inet fw raw udp dport 9998 drop; "
+            "add chain inet fw out { type filter hook output priority 10; }; "
+            "add rule inet fw out udp dport 9999 drop'");
+    Ctbpf ct({"--netns", ns.name()});
+    const auto before = ns.stat();
+    EXPECT_EQ(loadgen(ns, "--src 127.0.1.1 --port 9998 --flows 25")["failed"], 25);
+    EXPECT_EQ(loadgen(ns, "--src 127.0.1.1 --port 9999 --flows 25")["failed"], 25);
+    EXPECT_EQ(loadgen(ns, "--src 127.0.1.1 --port 9 --flows 5")["sent"], 5);
+    const auto after = ns.stat();
+    ct.stop();
+
+    EXPECT_EQ(delta(before, after, "drop"), 0);
+    EXPECT_EQ(ct.summary()["kernel"]["drop"], 0);
+    EXPECT_EQ(count_kind(ct.events(), "drop"), 0);
+    // Entries dropped by the rule after conntrack were never inserted.
+    EXPECT_EQ(ct.summary()["kernel"]["insert"], 5);
+    EXPECT_EQ(ns.count(), 5);
+}
+
+TEST_F(Scenario, DestroyByFlushIsReportedAndEmptiesOccupancy) {
+    Netns ns("flush");
+    Ctbpf ct({"--netns", ns.name()});
+    loadgen(ns, "--flows 25" + sources_args("127.0.1.", 2));
+    ASSERT_EQ(ns.count(), 50);
+    ns.exec("conntrack -F 2>/dev/null");
+    ct.stop();
+
+    EXPECT_EQ(ct.summary()["kernel"]["destroy"], 50);
+    EXPECT_EQ(count_kind(ct.events(), "destroy", "deleted"), 50);
+    for (const auto& s : ct.summary()["sources"]) EXPECT_EQ(s["entries"], 0) << s.dump();
+}
+
+TEST_F(Scenario, DestroyByTimeoutIsReportedAsTimeout) {
+    Netns ns("timeout");
+    ns.exec("sysctl -qw net.netfilter.nf_conntrack_udp_timeout=1");
+    Ctbpf ct({"--netns", ns.name()});
+    loadgen(ns, "--flows 30 --src 127.0.1.1");
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(90);
+    while (ns.count() > 0 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    ASSERT_EQ(ns.count(), 0) << "entries did not expire";
+    ct.stop();
+
+    EXPECT_EQ(ct.summary()["kernel"]["destroy"], 30);
+    EXPECT_EQ(count_kind(ct.events(), "destroy", "timeout"), 30);
+}
+
+TEST_F(Scenario, OtherNamespacesAreNotReported) {
+    Netns watched("w"), other("o");
+    Ctbpf ct({"--netns", watched.name()});
+    loadgen(other, "--flows 40 --src 127.0.1.1");
+    other.exec("conntrack -F 2>/dev/null");
+    loadgen(watched, "--flows 7 --src 127.0.1.2");
+    ct.stop();
+
+    EXPECT_EQ(ct.summary()["kernel"]["insert"], 7);
+    EXPECT_EQ(ct.summary()["kernel"]["destroy"], 0);
+    for (const auto& e : ct.events()) EXPECT_EQ(e["src"], "127.0.1.2");
+}
+
+TEST_F(Scenario, ClearErrorsForBadInput) {
+    auto r = sh(std::string(CTBPF_BIN) + " events --netns ctbpf-no-such-ns");
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("unknown network namespace 'ctbpf-no-such-ns'"), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+
+    r = sh(std::string(CTBPF_BIN) + " events --duration -3");
+    EXPECT_EQ(r.status, 2);
+    r = sh(std::string(CTBPF_BIN) + " events --no-such-flag");
+    EXPECT_EQ(r.status, 2);
+    EXPECT_NE(r.err.find("--no-such-flag"), std::string::npos);
+    r = sh(std::string(CTBPF_BIN) + " events --backend fentry --duration 1");
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("fentry"), std::string::npos);
+
+    // Without privileges: says which capability is missing.
+    r = sh(fmt::format("setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all {} events --duration 1",
+                       CTBPF_BIN));
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("missing privileges: CAP_BPF"), std::string::npos) << r.err;
+}
+
+TEST_F(Scenario, ProbeNamesTheBackend) {
+    const auto r = sh(std::string(CTBPF_BIN) + " probe --json");
+    ASSERT_EQ(r.status, 0) << r.err;
+    const auto j = json::parse(r.out);
+    EXPECT_TRUE(j["btf"].get<bool>());
+    EXPECT_TRUE(j["ringbuf"].get<bool>());
+    EXPECT_FALSE(j["backend"].get<std::string>().empty());
+}
