@@ -41,9 +41,8 @@ int libbpf_log(enum libbpf_print_level level, const char* fmt_, va_list ap) {
     char buf[1024];
     vsnprintf(buf, sizeof buf, fmt_, ap);
     std::lock_guard lock(g_log_mu);
-    if (g_verbose || level == LIBBPF_WARN) {
-        if (g_verbose) std::fputs(buf, stderr);
-    }
+    if (g_verbose) std::fputs(buf, stderr);
+    if (level == LIBBPF_DEBUG && !g_verbose) return 0;
     std::string s(buf);
     while (!s.empty() && s.back() == '\n') s.pop_back();
     if (!s.empty()) g_log.push_back(std::move(s));
