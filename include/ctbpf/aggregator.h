@@ -18,6 +18,7 @@ public:
     static constexpr unsigned kSeconds = 60;
 
     void add(uint64_t sec, uint32_t n = 1);
+    void remove(uint64_t sec, uint32_t n = 1);  // take back (never below zero)
     // Mean per second over the `window` complete seconds before `now_sec`
     // (the second in progress is not counted: it would read low).
     double rate(uint64_t now_sec, unsigned window) const;

@@ -18,6 +18,12 @@ void RateWindow::add(uint64_t sec, uint32_t n) {
     slots_[sec % kSlots] += n;
 }
 
+void RateWindow::remove(uint64_t sec, uint32_t n) {
+    if (sec > head_ || head_ - sec >= kSlots) return;
+    uint32_t& slot = slots_[sec % kSlots];
+    slot -= std::min(slot, n);
+}
+
 uint32_t RateWindow::at(uint64_t now_sec, uint64_t sec) const {
     if (sec >= now_sec || now_sec - sec > kSeconds) return 0;
     if (sec > head_ || head_ - sec >= kSlots) return 0;
@@ -64,6 +70,8 @@ void Aggregator::add(const Event& e) {
             if (it != live_.end()) {
                 s.entries--;
                 if (s.inserts) s.inserts--;
+                // The insert was counted in the second it was announced, close to this one.
+                s.insert_rate.remove(e.ts_ns / 1'000'000'000ull);
                 live_.erase(it);
             }
             s.insert_failed++;
@@ -130,7 +138,8 @@ std::vector<const DestStats*> Aggregator::top_destinations(size_t n) const {
     for (auto& [k, d] : dests_) v.push_back(&d);
     auto better = [](const DestStats* a, const DestStats* b) {
         if (a->drops != b->drops) return a->drops > b->drops;
-        return std::tie(a->key.addr.bytes, a->key.port) < std::tie(b->key.addr.bytes, b->key.port);
+        return std::tie(a->key.addr.family, a->key.addr.bytes, a->key.port, a->key.proto) <
+               std::tie(b->key.addr.family, b->key.addr.bytes, b->key.port, b->key.proto);
     };
     n = std::min(n, v.size());
     std::partial_sort(v.begin(), v.begin() + static_cast<long>(n), v.end(), better);

@@ -1,0 +1,751 @@
+// Unit tests for RateWindow and Aggregator (include/ctbpf/aggregator.h,
+// userspace/aggregate/aggregator.cpp), driven by synthetic events and clocks.
+#include <netinet/in.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "ctbpf/aggregator.h"
+#include "ctbpf/decode.h"
+
+namespace {
+
+using ctbpf::Address;
+using ctbpf::Aggregator;
+using ctbpf::DestKey;
+using ctbpf::DestKeyHash;
+using ctbpf::DestStats;
+using ctbpf::Event;
+using ctbpf::EventKind;
+using ctbpf::RateWindow;
+using ctbpf::Reason;
+using ctbpf::SortKey;
+using ctbpf::SourceStats;
+
+constexpr uint64_t kNsPerSec = 1'000'000'000ull;
+
+Address addr(std::string_view text) {
+    auto a = Address::parse(text);
+    EXPECT_TRUE(a.has_value()) << "cannot parse " << text;
+    return a.value_or(Address{});
+}
+
+Event ev(EventKind kind, uint64_t ct_id, std::string_view src, uint64_t ts_sec = 0,
+         std::string_view dst = "10.99.0.1", uint16_t dport = 80, uint8_t proto = IPPROTO_TCP,
+         Reason reason = Reason::None) {
+    Event e;
+    e.kind = kind;
+    e.reason = reason;
+    e.ts_ns = ts_sec * kNsPerSec;
+    e.ct_id = ct_id;
+    e.netns = 4026531840u;
+    e.proto = proto;
+    e.sport = 40000;
+    e.dport = dport;
+    e.src = addr(src);
+    e.dst = addr(dst);
+    return e;
+}
+
+Event insert(uint64_t ct, std::string_view src, uint64_t ts_sec = 0) {
+    return ev(EventKind::Insert, ct, src, ts_sec);
+}
+Event destroy(uint64_t ct, std::string_view src) {
+    return ev(EventKind::Destroy, ct, src, 0, "10.99.0.1", 80, IPPROTO_TCP, Reason::Timeout);
+}
+Event early_drop(uint64_t ct, std::string_view src) { return ev(EventKind::EarlyDrop, ct, src); }
+Event insert_failed(uint64_t ct, std::string_view src, Reason r = Reason::ClashDrop) {
+    return ev(EventKind::InsertFailed, ct, src, 0, "10.99.0.1", 80, IPPROTO_TCP, r);
+}
+Event drop(std::string_view src, std::string_view dst, uint16_t dport, uint8_t proto) {
+    return ev(EventKind::Drop, 0, src, 0, dst, dport, proto);
+}
+
+Aggregator::Options options(size_t max_sources, size_t max_destinations) {
+    Aggregator::Options o;
+    o.max_sources = max_sources;
+    o.max_destinations = max_destinations;
+    return o;
+}
+
+std::vector<std::string> names(const std::vector<const SourceStats*>& v) {
+    std::vector<std::string> out;
+    for (auto* s : v) out.push_back(s->addr.to_string());
+    return out;
+}
+
+std::string dest_name(const DestStats* d) {
+    return d->key.addr.to_string() + ":" + std::to_string(d->key.port) + "/" +
+           ctbpf::proto_name(d->key.proto);
+}
+
+std::vector<std::string> names(const std::vector<const DestStats*>& v) {
+    std::vector<std::string> out;
+    for (auto* d : v) out.push_back(dest_name(d));
+    return out;
+}
+
+// Helper for checks on one source; fails (not crashes) when it is missing.
+const SourceStats& src_of(const Aggregator& agg, std::string_view a) {
+    static const SourceStats missing{};
+    const SourceStats* s = agg.source(addr(a));
+    EXPECT_NE(s, nullptr) << "no source " << a;
+    return s ? *s : missing;
+}
+
+// ================================================================ RateWindow
+
+TEST(RateWindow, EmptyIsZero) {
+    RateWindow w;
+    EXPECT_EQ(w.rate(100, 1), 0.0);
+    EXPECT_EQ(w.rate(100, 10), 0.0);
+    EXPECT_EQ(w.rate(100, 60), 0.0);
+    EXPECT_EQ(w.rate(0, 60), 0.0);
+    EXPECT_EQ(w.at(100, 99), 0u);
+}
+
+TEST(RateWindow, SecondInProgressIsNotCounted) {
+    RateWindow w;
+    w.add(100, 5);
+    w.add(100);  // n defaults to 1
+    EXPECT_EQ(w.at(100, 100), 0u);  // second 100 is still in progress at now = 100
+    EXPECT_EQ(w.rate(100, 1), 0.0);
+    EXPECT_EQ(w.rate(100, 10), 0.0);
+    EXPECT_EQ(w.rate(100, 60), 0.0);
+    // Once second 100 is complete, all of it counts.
+    EXPECT_EQ(w.at(101, 100), 6u);
+    EXPECT_EQ(w.rate(101, 1), 6.0);
+    EXPECT_EQ(w.rate(101, 10), 0.6);
+    EXPECT_EQ(w.rate(101, 60), 0.1);
+    // Seconds in the future of `now` are not counted either.
+    EXPECT_EQ(w.at(99, 100), 0u);
+    EXPECT_EQ(w.rate(99, 60), 0.0);
+}
+
+TEST(RateWindow, RatesOverOneTenAndSixtySeconds) {
+    RateWindow w;
+    // Second 40 + i holds i + 1 events: 1 .. 60 over seconds 40 .. 99.
+    for (uint64_t s = 40; s < 100; ++s) w.add(s, static_cast<uint32_t>(s - 39));
+    // And the second in progress, which must not count.
+    w.add(100, 1000);
+    const uint64_t now = 100;
+    EXPECT_EQ(w.at(now, 99), 60u);
+    EXPECT_EQ(w.at(now, 40), 1u);
+    EXPECT_EQ(w.rate(now, 1), 60.0);                          // second 99
+    EXPECT_EQ(w.rate(now, 10), (51.0 + 60.0) * 10 / 2 / 10);  // 51..60 -> 55.5
+    EXPECT_EQ(w.rate(now, 10), 55.5);
+    EXPECT_EQ(w.rate(now, 60), 1830.0 / 60);  // 1..60 -> 30.5
+    EXPECT_EQ(w.rate(now, 60), 30.5);
+    // A window wider than a minute is a minute.
+    EXPECT_EQ(w.rate(now, 61), 30.5);
+    EXPECT_EQ(w.rate(now, 1000), 30.5);
+    EXPECT_EQ(w.rate(now, 0), 0.0);
+    // A second later, second 100 (1000 events) is complete and second 40 falls out.
+    EXPECT_EQ(w.rate(101, 1), 1000.0);
+    EXPECT_EQ(w.rate(101, 10), (504.0 + 1000.0) / 10);  // 52..60 (504) + 1000
+    EXPECT_EQ(w.rate(101, 60), (1830.0 - 1 + 1000) / 60);
+}
+
+TEST(RateWindow, DataOlderThanSixtySecondsIsForgotten) {
+    RateWindow w;
+    w.add(10, 7);
+    EXPECT_EQ(w.at(70, 10), 7u);  // exactly 60 s back: still the last minute
+    EXPECT_EQ(w.rate(70, 60), 7.0 / 60);
+    EXPECT_EQ(w.rate(70, 59), 0.0);
+    EXPECT_EQ(w.at(71, 10), 0u);  // 61 s back: gone
+    EXPECT_EQ(w.rate(71, 60), 0.0);
+
+    // Same when newer data has moved the window along.
+    w.add(50, 3);
+    w.add(71, 2);
+    EXPECT_EQ(w.rate(72, 60), (3.0 + 2.0) / 60);  // 12..71: 10 is out
+    EXPECT_EQ(w.at(72, 10), 0u);
+    EXPECT_EQ(w.rate(110, 60), (3.0 + 2.0) / 60);  // 50..109
+    EXPECT_EQ(w.rate(111, 60), 2.0 / 60);          // 51..110: 50 is out
+}
+
+TEST(RateWindow, GapOfMoreThanSixtyFourSecondsClearsEverything) {
+    RateWindow w;
+    for (uint64_t s = 100; s < 164; ++s) w.add(s, 1);  // every slot of the ring holds 1
+    EXPECT_EQ(w.rate(164, 60), 1.0);
+    w.add(240, 2);  // 76 s later
+    for (uint64_t s = 180; s < 240; ++s) EXPECT_EQ(w.at(241, s), 0u) << "second " << s;
+    EXPECT_EQ(w.at(241, 240), 2u);
+    EXPECT_EQ(w.rate(241, 60), 2.0 / 60);
+    EXPECT_EQ(w.rate(241, 10), 0.2);
+    EXPECT_EQ(w.rate(241, 1), 2.0);
+    // No stale count reappears on the seconds that reuse the old slots.
+    w.add(241, 1);
+    w.add(250, 1);
+    EXPECT_EQ(w.rate(251, 60), 4.0 / 60);
+}
+
+TEST(RateWindow, GapOfExactlySixtyFourSecondsClearsEverything) {
+    RateWindow w;
+    for (uint64_t s = 100; s < 164; ++s) w.add(s, 1);
+    w.add(227, 5);  // 163 + 64
+    EXPECT_EQ(w.rate(228, 60), 5.0 / 60);
+    EXPECT_EQ(w.rate(228, 1), 5.0);
+    for (uint64_t s = 168; s < 227; ++s) EXPECT_EQ(w.at(228, s), 0u) << "second " << s;
+}
+
+TEST(RateWindow, ShortGapClearsOnlyTheSkippedSeconds) {
+    RateWindow w;
+    for (uint64_t s = 100; s < 164; ++s) w.add(s, 1);
+    w.add(170, 4);  // skips 164..169, whose slots held 100..105
+    for (uint64_t s = 164; s < 170; ++s) EXPECT_EQ(w.at(171, s), 0u) << "second " << s;
+    EXPECT_EQ(w.at(171, 163), 1u);
+    EXPECT_EQ(w.at(171, 170), 4u);
+    // 111..170: 111..163 hold 1 each (53), 164..169 nothing, 170 holds 4.
+    EXPECT_EQ(w.rate(171, 60), 57.0 / 60);
+    EXPECT_EQ(w.rate(171, 10), 0.7);  // 161..170: 1 + 1 + 1 + 4
+    EXPECT_EQ(w.rate(171, 1), 4.0);
+}
+
+TEST(RateWindow, LateAddToAnOldSecondInsideTheWindowCounts) {
+    RateWindow w;
+    w.add(100, 1);
+    w.add(90, 2);  // late, but within the last minute
+    w.add(41, 4);  // late, exactly 60 s before second 101
+    EXPECT_EQ(w.at(101, 90), 2u);
+    EXPECT_EQ(w.at(101, 41), 4u);
+    EXPECT_EQ(w.rate(101, 60), (1.0 + 2.0 + 4.0) / 60);
+    EXPECT_EQ(w.rate(101, 11), 3.0 / 11);  // 90..100
+    EXPECT_EQ(w.rate(101, 10), 0.1);       // 91..100: 90 not inside
+    EXPECT_EQ(w.rate(101, 1), 1.0);
+}
+
+TEST(RateWindow, AddTooOldIsIgnoredAndDoesNotCorruptNewerSeconds) {
+    RateWindow w;
+    w.add(100, 1);
+    w.add(94, 3);
+    w.add(30, 5);  // 70 s older than the newest second: its slot (30 % 64) belongs to 94
+    EXPECT_EQ(w.at(101, 94), 3u);
+    EXPECT_EQ(w.at(101, 30), 0u);
+    EXPECT_EQ(w.rate(101, 60), 4.0 / 60);
+}
+
+TEST(RateWindow, NearTheEpoch) {
+    RateWindow w;
+    w.add(0, 4);
+    EXPECT_EQ(w.at(1, 0), 4u);
+    EXPECT_EQ(w.rate(1, 1), 4.0);
+    EXPECT_EQ(w.rate(1, 10), 0.4);  // a window's mean is over the whole window
+    EXPECT_EQ(w.rate(0, 10), 0.0);
+}
+
+// ================================================================ Aggregator: occupancy
+
+TEST(Aggregator, InsertsAndLiveEntriesPerSource) {
+    Aggregator agg;
+    agg.add(insert(1, "10.0.0.1"));
+    agg.add(insert(2, "10.0.0.1"));
+    agg.add(insert(3, "10.0.0.1"));
+    agg.add(insert(4, "10.0.0.2"));
+    agg.add(insert(5, "10.0.0.2"));
+    agg.add(insert(6, "fd00::1"));
+
+    EXPECT_EQ(agg.source_count(), 3u);
+    EXPECT_EQ(agg.live_entries(), 6u);
+    const SourceStats& a = src_of(agg, "10.0.0.1");
+    EXPECT_EQ(a.addr, addr("10.0.0.1"));
+    EXPECT_EQ(a.inserts, 3u);
+    EXPECT_EQ(a.entries, 3);
+    EXPECT_EQ(a.drops, 0u);
+    EXPECT_EQ(a.destroys, 0u);
+    EXPECT_EQ(a.early_drops, 0u);
+    EXPECT_EQ(a.insert_failed, 0u);
+    EXPECT_EQ(src_of(agg, "10.0.0.2").inserts, 2u);
+    EXPECT_EQ(src_of(agg, "10.0.0.2").entries, 2);
+    EXPECT_EQ(src_of(agg, "fd00::1").inserts, 1u);
+    EXPECT_EQ(src_of(agg, "fd00::1").entries, 1);
+    EXPECT_EQ(agg.source(addr("10.0.0.3")), nullptr);
+    EXPECT_EQ(agg.other().inserts, 0u);
+    EXPECT_EQ(agg.other().entries, 0);
+}
+
+TEST(Aggregator, InsertFeedsTheSourceInsertRate) {
+    Aggregator agg;
+    Event e = insert(1, "10.0.0.1");
+    e.ts_ns = 5 * kNsPerSec + 999'999'999;  // still second 5
+    agg.add(e);
+    e.ct_id = 2;
+    e.ts_ns = 5 * kNsPerSec;
+    agg.add(e);
+    e.ct_id = 3;
+    e.ts_ns = 6 * kNsPerSec;  // second 6
+    agg.add(e);
+    const SourceStats& s = src_of(agg, "10.0.0.1");
+    EXPECT_EQ(s.insert_rate.at(7, 5), 2u);
+    EXPECT_EQ(s.insert_rate.at(7, 6), 1u);
+    EXPECT_EQ(s.insert_rate.rate(6, 1), 2.0);
+    EXPECT_EQ(s.insert_rate.rate(7, 1), 1.0);
+    EXPECT_EQ(s.insert_rate.rate(7, 10), 0.3);
+}
+
+TEST(Aggregator, DestroyOfSeenEntryDecrementsEntries) {
+    Aggregator agg;
+    agg.add(insert(1, "10.0.0.1"));
+    agg.add(insert(2, "10.0.0.1"));
+    agg.add(insert(3, "10.0.0.1"));
+    agg.add(destroy(1, "10.0.0.1"));
+    const SourceStats& a = src_of(agg, "10.0.0.1");
+    EXPECT_EQ(a.inserts, 3u);
+    EXPECT_EQ(a.entries, 2);
+    EXPECT_EQ(a.destroys, 1u);
+    EXPECT_EQ(a.early_drops, 0u);
+    EXPECT_EQ(agg.live_entries(), 2u);
+
+    // The owner is found by ct_id, whatever address the destroy event carries.
+    agg.add(destroy(2, "10.0.0.77"));
+    EXPECT_EQ(a.entries, 1);
+    EXPECT_EQ(a.destroys, 2u);
+    EXPECT_EQ(agg.source(addr("10.0.0.77")), nullptr);
+    EXPECT_EQ(agg.source_count(), 1u);
+    EXPECT_EQ(agg.live_entries(), 1u);
+}
+
+TEST(Aggregator, DestroyOfUnseenEntryCountsButKeepsEntries) {
+    Aggregator agg;
+    agg.add(insert(1, "10.0.0.1"));
+    agg.add(destroy(99, "10.0.0.1"));  // inserted before we started watching
+    const SourceStats& a = src_of(agg, "10.0.0.1");
+    EXPECT_EQ(a.inserts, 1u);
+    EXPECT_EQ(a.entries, 1);
+    EXPECT_EQ(a.destroys, 1u);
+    EXPECT_EQ(agg.live_entries(), 1u);
+
+    // An unseen source is created with the destroy only.
+    agg.add(destroy(100, "10.0.0.2"));
+    const SourceStats& b = src_of(agg, "10.0.0.2");
+    EXPECT_EQ(b.inserts, 0u);
+    EXPECT_EQ(b.entries, 0);
+    EXPECT_EQ(b.destroys, 1u);
+    EXPECT_EQ(agg.source_count(), 2u);
+    EXPECT_EQ(agg.live_entries(), 1u);
+
+    // A second destroy of the same ct_id is an unseen one: entries do not go below.
+    agg.add(destroy(1, "10.0.0.1"));
+    agg.add(destroy(1, "10.0.0.1"));
+    EXPECT_EQ(a.entries, 0);
+    EXPECT_EQ(a.destroys, 3u);
+    EXPECT_EQ(agg.live_entries(), 0u);
+}
+
+TEST(Aggregator, EarlyDropChargesTheOwner) {
+    Aggregator agg;
+    agg.add(insert(1, "10.0.0.1"));
+    agg.add(insert(2, "10.0.0.1"));
+    agg.add(insert(3, "10.0.0.2"));
+    // The event's own address differs: the owner is the source of insert 1.
+    agg.add(early_drop(1, "10.0.0.2"));
+    const SourceStats& a = src_of(agg, "10.0.0.1");
+    const SourceStats& b = src_of(agg, "10.0.0.2");
+    EXPECT_EQ(a.inserts, 2u);
+    EXPECT_EQ(a.entries, 1);
+    EXPECT_EQ(a.early_drops, 1u);
+    EXPECT_EQ(a.destroys, 0u);  // early drops are not destroys
+    EXPECT_EQ(b.inserts, 1u);
+    EXPECT_EQ(b.entries, 1);
+    EXPECT_EQ(b.early_drops, 0u);
+    EXPECT_EQ(agg.live_entries(), 2u);
+
+    // Early drop of an unseen entry: counted on the event's source, no occupancy change.
+    agg.add(early_drop(50, "10.0.0.2"));
+    EXPECT_EQ(b.early_drops, 1u);
+    EXPECT_EQ(b.entries, 1);
+    EXPECT_EQ(agg.live_entries(), 2u);
+
+    // The entry is gone: a later destroy of the same ct_id changes no occupancy.
+    agg.add(destroy(1, "10.0.0.1"));
+    EXPECT_EQ(a.entries, 1);
+    EXPECT_EQ(a.destroys, 1u);
+    EXPECT_EQ(a.early_drops, 1u);
+    EXPECT_EQ(agg.live_entries(), 2u);
+}
+
+TEST(Aggregator, InsertFailedTakesBackTheInsert) {
+    Aggregator agg;
+    agg.add(insert(1, "10.0.0.1"));
+    agg.add(insert(2, "10.0.0.1"));
+    agg.add(insert(3, "10.0.0.2"));
+    agg.add(insert_failed(2, "10.0.0.9"));  // owner found by ct_id
+    const SourceStats& a = src_of(agg, "10.0.0.1");
+    EXPECT_EQ(a.inserts, 1u);
+    EXPECT_EQ(a.entries, 1);
+    EXPECT_EQ(a.insert_failed, 1u);
+    EXPECT_EQ(a.destroys, 0u);
+    EXPECT_EQ(agg.source(addr("10.0.0.9")), nullptr);
+    EXPECT_EQ(agg.live_entries(), 2u);
+    EXPECT_EQ(src_of(agg, "10.0.0.2").inserts, 1u);
+
+    // Clash resolved is taken back the same way.
+    agg.add(insert_failed(3, "10.0.0.2", Reason::ClashResolved));
+    const SourceStats& b = src_of(agg, "10.0.0.2");
+    EXPECT_EQ(b.inserts, 0u);
+    EXPECT_EQ(b.entries, 0);
+    EXPECT_EQ(b.insert_failed, 1u);
+    EXPECT_EQ(agg.live_entries(), 1u);
+
+    // The entry is no longer live: its destroy changes no occupancy.
+    agg.add(destroy(2, "10.0.0.1"));
+    EXPECT_EQ(a.entries, 1);
+    EXPECT_EQ(a.destroys, 1u);
+    EXPECT_EQ(agg.live_entries(), 1u);
+
+    // insert_failed of an unseen ct_id: counted on the event's source, nothing taken back.
+    agg.add(insert_failed(77, "10.0.0.1"));
+    EXPECT_EQ(a.inserts, 1u);
+    EXPECT_EQ(a.entries, 1);
+    EXPECT_EQ(a.insert_failed, 2u);
+    agg.add(insert_failed(78, "10.0.0.3"));
+    EXPECT_EQ(src_of(agg, "10.0.0.3").insert_failed, 1u);
+    EXPECT_EQ(src_of(agg, "10.0.0.3").inserts, 0u);
+    EXPECT_EQ(src_of(agg, "10.0.0.3").entries, 0);
+    EXPECT_EQ(agg.live_entries(), 1u);
+}
+
+TEST(Aggregator, LiveEntriesFollowsEveryWayOut) {
+    Aggregator agg;
+    for (uint64_t ct = 1; ct <= 5; ++ct) agg.add(insert(ct, "10.0.0.1"));
+    EXPECT_EQ(agg.live_entries(), 5u);
+    agg.add(destroy(1, "10.0.0.1"));
+    EXPECT_EQ(agg.live_entries(), 4u);
+    agg.add(early_drop(2, "10.0.0.1"));
+    EXPECT_EQ(agg.live_entries(), 3u);
+    agg.add(insert_failed(3, "10.0.0.1"));
+    EXPECT_EQ(agg.live_entries(), 2u);
+    agg.add(drop("10.0.0.1", "10.99.0.1", 80, IPPROTO_TCP));  // drops create no entry
+    agg.add(destroy(1000, "10.0.0.1"));                         // unseen
+    EXPECT_EQ(agg.live_entries(), 2u);
+    const SourceStats& a = src_of(agg, "10.0.0.1");
+    EXPECT_EQ(a.entries, 2);
+    EXPECT_EQ(a.inserts, 4u);
+    EXPECT_EQ(static_cast<uint64_t>(a.entries), agg.live_entries());
+}
+
+// ================================================================ Aggregator: drops
+
+TEST(Aggregator, DropsPerSourceAndPerDestination) {
+    Aggregator agg;
+    for (int i = 0; i < 3; ++i) agg.add(drop("10.0.0.1", "10.99.0.1", 80, IPPROTO_TCP));
+    agg.add(drop("10.0.0.1", "10.99.0.1", 80, IPPROTO_UDP));
+    for (int i = 0; i < 2; ++i) agg.add(drop("10.0.0.2", "10.99.0.1", 443, IPPROTO_TCP));
+    agg.add(drop("10.0.0.2", "10.99.0.2", 80, IPPROTO_TCP));
+
+    EXPECT_EQ(src_of(agg, "10.0.0.1").drops, 4u);
+    EXPECT_EQ(src_of(agg, "10.0.0.2").drops, 3u);
+    EXPECT_EQ(src_of(agg, "10.0.0.1").inserts, 0u);
+    EXPECT_EQ(src_of(agg, "10.0.0.1").entries, 0);
+    EXPECT_EQ(agg.live_entries(), 0u);
+
+    auto top = agg.top_destinations(10);
+    ASSERT_EQ(top.size(), 4u);
+    EXPECT_EQ(names(top), (std::vector<std::string>{"10.99.0.1:80/tcp", "10.99.0.1:443/tcp",
+                                                    "10.99.0.1:80/udp", "10.99.0.2:80/tcp"}));
+    EXPECT_EQ(top[0]->drops, 3u);
+    EXPECT_EQ(top[1]->drops, 2u);
+    EXPECT_EQ(top[2]->drops, 1u);
+    EXPECT_EQ(top[3]->drops, 1u);
+    EXPECT_EQ(top[0]->key, (DestKey{addr("10.99.0.1"), 80, IPPROTO_TCP}));
+    EXPECT_EQ(top[2]->key, (DestKey{addr("10.99.0.1"), 80, IPPROTO_UDP}));
+}
+
+TEST(Aggregator, TopDestinationsOrderAndTruncation) {
+    Aggregator agg;
+    // drops: fd00::5:80/tcp 7, .3:53/udp 5, and ties at 2 (added in reverse of the expected
+    // order): .2:22/tcp, .1:8080/tcp, .1:443/tcp, .1:22/tcp, .1:21/tcp
+    for (int i = 0; i < 5; ++i) agg.add(drop("10.0.0.1", "10.99.0.3", 53, IPPROTO_UDP));
+    for (int i = 0; i < 2; ++i) {
+        agg.add(drop("10.0.0.1", "10.99.0.2", 22, IPPROTO_TCP));
+        agg.add(drop("10.0.0.1", "10.99.0.1", 8080, IPPROTO_TCP));
+        agg.add(drop("10.0.0.1", "10.99.0.1", 443, IPPROTO_TCP));
+        agg.add(drop("10.0.0.1", "10.99.0.1", 22, IPPROTO_TCP));
+        agg.add(drop("10.0.0.1", "10.99.0.1", 21, IPPROTO_TCP));
+    }
+    for (int i = 0; i < 7; ++i) agg.add(drop("10.0.0.1", "fd00::5", 80, IPPROTO_TCP));
+
+    EXPECT_EQ(names(agg.top_destinations(100)),
+              (std::vector<std::string>{"fd00::5:80/tcp", "10.99.0.3:53/udp", "10.99.0.1:21/tcp",
+                                        "10.99.0.1:22/tcp", "10.99.0.1:443/tcp",
+                                        "10.99.0.1:8080/tcp", "10.99.0.2:22/tcp"}));
+    EXPECT_EQ(names(agg.top_destinations(3)),
+              (std::vector<std::string>{"fd00::5:80/tcp", "10.99.0.3:53/udp", "10.99.0.1:21/tcp"}));
+    EXPECT_EQ(agg.top_destinations(0).size(), 0u);
+    EXPECT_EQ(src_of(agg, "10.0.0.1").drops, 22u);
+}
+
+// Ties between destinations that differ only in protocol, or only in address family (same 16
+// address bytes): the output must not depend on the order the destinations were first seen
+// (stable output, as top_sources guarantees for sources).
+TEST(Aggregator, TopDestinationsTieIsStableAcrossInsertionOrder) {
+    auto run = [](const DestKey& first, const DestKey& second) {
+        Aggregator agg;
+        agg.add(drop("10.0.0.1", first.addr.to_string(), first.port, first.proto));
+        agg.add(drop("10.0.0.1", second.addr.to_string(), second.port, second.proto));
+        return names(agg.top_destinations(10));
+    };
+    const DestKey tcp{addr("10.99.0.1"), 53, IPPROTO_TCP};
+    const DestKey udp{addr("10.99.0.1"), 53, IPPROTO_UDP};
+    const auto tu = run(tcp, udp);
+    const auto ut = run(udp, tcp);
+    ASSERT_EQ(tu.size(), 2u);
+    EXPECT_EQ(tu, ut) << "order of tied destinations differing only in proto";
+
+    const DestKey v4{addr("1.2.3.4"), 53, IPPROTO_UDP};
+    const DestKey v6{addr("102:304::"), 53, IPPROTO_UDP};
+    ASSERT_EQ(v4.addr.bytes, v6.addr.bytes);
+    const auto a46 = run(v4, v6);
+    const auto a64 = run(v6, v4);
+    ASSERT_EQ(a46.size(), 2u);
+    EXPECT_EQ(a46, a64) << "order of tied destinations differing only in family";
+}
+
+TEST(Aggregator, MaxDestinationsBound) {
+    Aggregator agg(options(1 << 20, 2));
+    agg.add(drop("10.0.0.1", "10.99.0.1", 80, IPPROTO_TCP));
+    agg.add(drop("10.0.0.1", "10.99.0.2", 80, IPPROTO_TCP));
+    agg.add(drop("10.0.0.1", "10.99.0.3", 80, IPPROTO_TCP));  // past the cap
+    agg.add(drop("10.0.0.1", "10.99.0.3", 80, IPPROTO_TCP));
+    agg.add(drop("10.0.0.1", "10.99.0.3", 80, IPPROTO_TCP));
+    agg.add(drop("10.0.0.1", "10.99.0.2", 80, IPPROTO_TCP));  // known ones still count
+
+    auto top = agg.top_destinations(10);
+    ASSERT_EQ(top.size(), 2u);
+    EXPECT_EQ(names(top), (std::vector<std::string>{"10.99.0.2:80/tcp", "10.99.0.1:80/tcp"}));
+    EXPECT_EQ(top[0]->drops, 2u);
+    EXPECT_EQ(top[1]->drops, 1u);
+    // Per-source counting is not affected by the destination cap.
+    EXPECT_EQ(src_of(agg, "10.0.0.1").drops, 6u);
+}
+
+// ================================================================ Aggregator: ranking
+
+// Four sources with different figures under each key:
+//            inserts  rate1s@1000  entries  drops
+//  10.0.0.1     3          0          3       1
+//  10.0.0.2     5          1          1       2
+//  10.0.0.3     3          3          1       0
+//  fd00::1      2          0          1       2
+class AggregatorRanking : public ::testing::Test {
+protected:
+    static constexpr uint64_t kNow = 1000;
+
+    void SetUp() override {
+        uint64_t ct = 1;
+        // Added in an order that is not the expected output order.
+        agg.add(insert(ct++, "fd00::1", kNow));  // second in progress: not in Rate1s
+        agg.add(insert(ct++, "fd00::1", kNow));
+        agg.add(destroy(2, "fd00::1"));
+
+        for (int i = 0; i < 3; ++i) agg.add(insert(ct++, "10.0.0.3", kNow - 1));
+        agg.add(destroy(ct - 1, "10.0.0.3"));
+        agg.add(destroy(ct - 2, "10.0.0.3"));
+
+        agg.add(insert(ct++, "10.0.0.2", kNow - 1));
+        for (int i = 0; i < 4; ++i) {
+            agg.add(insert(ct, "10.0.0.2", kNow - 10));
+            agg.add(destroy(ct, "10.0.0.2"));
+            ++ct;
+        }
+
+        for (int i = 0; i < 3; ++i) agg.add(insert(ct++, "10.0.0.1", kNow - 2));
+
+        agg.add(drop("10.0.0.1", "10.99.0.1", 80, IPPROTO_TCP));
+        agg.add(drop("fd00::1", "10.99.0.1", 80, IPPROTO_TCP));
+        agg.add(drop("fd00::1", "10.99.0.1", 80, IPPROTO_TCP));
+        agg.add(drop("10.0.0.2", "10.99.0.1", 80, IPPROTO_TCP));
+        agg.add(drop("10.0.0.2", "10.99.0.1", 80, IPPROTO_TCP));
+    }
+
+    using V = std::vector<std::string>;
+    Aggregator agg;
+};
+
+TEST_F(AggregatorRanking, FiguresAreAsDesigned) {
+    EXPECT_EQ(agg.source_count(), 4u);
+    EXPECT_EQ(src_of(agg, "10.0.0.1").inserts, 3u);
+    EXPECT_EQ(src_of(agg, "10.0.0.2").inserts, 5u);
+    EXPECT_EQ(src_of(agg, "10.0.0.3").inserts, 3u);
+    EXPECT_EQ(src_of(agg, "fd00::1").inserts, 2u);
+    EXPECT_EQ(src_of(agg, "10.0.0.1").entries, 3);
+    EXPECT_EQ(src_of(agg, "10.0.0.2").entries, 1);
+    EXPECT_EQ(src_of(agg, "10.0.0.3").entries, 1);
+    EXPECT_EQ(src_of(agg, "fd00::1").entries, 1);
+    EXPECT_EQ(src_of(agg, "10.0.0.1").insert_rate.rate(kNow, 1), 0.0);
+    EXPECT_EQ(src_of(agg, "10.0.0.2").insert_rate.rate(kNow, 1), 1.0);
+    EXPECT_EQ(src_of(agg, "10.0.0.3").insert_rate.rate(kNow, 1), 3.0);
+    EXPECT_EQ(src_of(agg, "fd00::1").insert_rate.rate(kNow, 1), 0.0);
+    EXPECT_EQ(src_of(agg, "10.0.0.2").insert_rate.rate(kNow, 10), 0.5);  // (1 + 4) / 10
+    EXPECT_EQ(src_of(agg, "10.0.0.1").drops, 1u);
+    EXPECT_EQ(src_of(agg, "10.0.0.2").drops, 2u);
+    EXPECT_EQ(src_of(agg, "10.0.0.3").drops, 0u);
+    EXPECT_EQ(src_of(agg, "fd00::1").drops, 2u);
+    EXPECT_EQ(agg.live_entries(), 6u);
+}
+
+TEST_F(AggregatorRanking, ByInserts) {
+    EXPECT_EQ(names(agg.top_sources(SortKey::Inserts, 10, kNow)),
+              (V{"10.0.0.2", "10.0.0.1", "10.0.0.3", "fd00::1"}));
+}
+
+TEST_F(AggregatorRanking, ByRate1s) {
+    // 10.0.0.1 and fd00::1 tie at 0: IPv4 sorts before IPv6.
+    EXPECT_EQ(names(agg.top_sources(SortKey::Rate1s, 10, kNow)),
+              (V{"10.0.0.3", "10.0.0.2", "10.0.0.1", "fd00::1"}));
+    // One second later fd00::1's two inserts (second 1000) are the last complete second.
+    EXPECT_EQ(names(agg.top_sources(SortKey::Rate1s, 10, kNow + 1)),
+              (V{"fd00::1", "10.0.0.1", "10.0.0.2", "10.0.0.3"}));
+}
+
+TEST_F(AggregatorRanking, ByEntries) {
+    EXPECT_EQ(names(agg.top_sources(SortKey::Entries, 10, kNow)),
+              (V{"10.0.0.1", "10.0.0.2", "10.0.0.3", "fd00::1"}));
+}
+
+TEST_F(AggregatorRanking, ByDrops) {
+    EXPECT_EQ(names(agg.top_sources(SortKey::Drops, 10, kNow)),
+              (V{"10.0.0.2", "fd00::1", "10.0.0.1", "10.0.0.3"}));
+}
+
+TEST_F(AggregatorRanking, Truncation) {
+    EXPECT_EQ(names(agg.top_sources(SortKey::Inserts, 2, kNow)), (V{"10.0.0.2", "10.0.0.1"}));
+    EXPECT_EQ(names(agg.top_sources(SortKey::Drops, 1, kNow)), (V{"10.0.0.2"}));
+    EXPECT_EQ(agg.top_sources(SortKey::Inserts, 0, kNow).size(), 0u);
+    EXPECT_EQ(agg.top_sources(SortKey::Entries, 4, kNow).size(), 4u);
+}
+
+TEST(Aggregator, TopSourcesTieBreakIsByAddressBytesNotText) {
+    Aggregator agg;
+    // As text "10.0.0.10" < "10.0.0.9"; as address bytes 9 < 10.
+    agg.add(insert(1, "10.0.0.10"));
+    agg.add(insert(2, "10.0.0.9"));
+    agg.add(insert(3, "9.255.255.255"));
+    agg.add(insert(4, "::1"));
+    agg.add(insert(5, "0.0.0.1"));
+    EXPECT_EQ(names(agg.top_sources(SortKey::Inserts, 10, 0)),
+              (std::vector<std::string>{"0.0.0.1", "9.255.255.255", "10.0.0.9", "10.0.0.10",
+                                        "::1"}));
+}
+
+TEST(Aggregator, TopSourcesEmpty) {
+    Aggregator agg;
+    EXPECT_EQ(agg.top_sources(SortKey::Inserts, 10, 0).size(), 0u);
+    EXPECT_EQ(agg.top_destinations(10).size(), 0u);
+    EXPECT_EQ(agg.source_count(), 0u);
+    EXPECT_EQ(agg.live_entries(), 0u);
+}
+
+// ================================================================ Aggregator: bounds, seen
+
+TEST(Aggregator, MaxSourcesBound) {
+    Aggregator agg(options(2, 1 << 16));
+    agg.add(insert(1, "10.0.0.1"));
+    agg.add(insert(2, "10.0.0.2"));
+    agg.add(insert(3, "10.0.0.3"));  // past the cap: other()
+    agg.add(insert(4, "10.0.0.4"));  // past the cap: other()
+    EXPECT_EQ(agg.source_count(), 2u);
+    EXPECT_NE(agg.source(addr("10.0.0.1")), nullptr);
+    EXPECT_NE(agg.source(addr("10.0.0.2")), nullptr);
+    EXPECT_EQ(agg.source(addr("10.0.0.3")), nullptr);
+    EXPECT_EQ(agg.source(addr("10.0.0.4")), nullptr);
+    EXPECT_EQ(agg.other().inserts, 2u);
+    EXPECT_EQ(agg.other().entries, 2);
+    EXPECT_EQ(agg.live_entries(), 4u);
+
+    // Sources already tracked keep being tracked.
+    agg.add(insert(5, "10.0.0.1"));
+    EXPECT_EQ(src_of(agg, "10.0.0.1").inserts, 2u);
+    EXPECT_EQ(agg.other().inserts, 2u);
+
+    // Occupancy of entries owned by other() is kept there.
+    agg.add(destroy(3, "10.0.0.3"));
+    EXPECT_EQ(agg.other().entries, 1);
+    EXPECT_EQ(agg.other().destroys, 1u);
+    agg.add(early_drop(4, "10.0.0.4"));
+    EXPECT_EQ(agg.other().entries, 0);
+    EXPECT_EQ(agg.other().early_drops, 1u);
+
+    // Every other kind of event from a new source lands in other() too.
+    agg.add(drop("10.0.0.5", "10.99.0.1", 80, IPPROTO_TCP));
+    agg.add(destroy(99, "10.0.0.6"));
+    agg.add(insert_failed(98, "10.0.0.7"));
+    agg.add(early_drop(97, "fd00::8"));
+    EXPECT_EQ(agg.other().drops, 1u);
+    EXPECT_EQ(agg.other().destroys, 2u);
+    EXPECT_EQ(agg.other().insert_failed, 1u);
+    EXPECT_EQ(agg.other().early_drops, 2u);
+    EXPECT_EQ(agg.source_count(), 2u);
+    EXPECT_EQ(agg.top_sources(SortKey::Inserts, 10, 0).size(), 2u);
+    EXPECT_EQ(agg.live_entries(), 3u);
+
+    // Many more sources: the count never exceeds the cap.
+    for (uint64_t i = 0; i < 300; ++i)
+        agg.add(insert(1000 + i, "10.1." + std::to_string(i / 256) + "." + std::to_string(i % 256)));
+    EXPECT_EQ(agg.source_count(), 2u);
+    EXPECT_EQ(agg.other().inserts, 302u);
+    EXPECT_EQ(agg.other().entries, 300);
+    EXPECT_EQ(agg.live_entries(), 303u);
+}
+
+TEST(Aggregator, MaxSourcesZeroSendsEverythingToOther) {
+    Aggregator agg(options(0, 0));
+    agg.add(insert(1, "10.0.0.1"));
+    agg.add(drop("10.0.0.1", "10.99.0.1", 80, IPPROTO_TCP));
+    EXPECT_EQ(agg.source_count(), 0u);
+    EXPECT_EQ(agg.other().inserts, 1u);
+    EXPECT_EQ(agg.other().drops, 1u);
+    EXPECT_EQ(agg.top_destinations(10).size(), 0u);
+    agg.add(destroy(1, "10.0.0.1"));
+    EXPECT_EQ(agg.other().entries, 0);
+    EXPECT_EQ(agg.live_entries(), 0u);
+}
+
+TEST(Aggregator, SeenCountsEachKind) {
+    Aggregator agg;
+    EXPECT_EQ(agg.seen(), (std::array<uint64_t, 6>{0, 0, 0, 0, 0, 0}));
+    agg.add(insert(1, "10.0.0.1"));
+    agg.add(insert(2, "10.0.0.1"));
+    agg.add(insert(3, "10.0.0.2"));
+    agg.add(insert(4, "10.0.0.2"));
+    agg.add(drop("10.0.0.1", "10.99.0.1", 80, IPPROTO_TCP));
+    agg.add(drop("10.0.0.3", "10.99.0.1", 80, IPPROTO_UDP));
+    agg.add(drop("10.0.0.3", "10.99.0.1", 80, IPPROTO_UDP));
+    agg.add(early_drop(1, "10.0.0.1"));
+    agg.add(insert_failed(2, "10.0.0.1"));
+    agg.add(insert_failed(500, "10.0.0.1"));  // unseen ct_id: still seen
+    agg.add(destroy(3, "10.0.0.2"));
+    agg.add(destroy(600, "10.0.0.2"));  // unseen ct_id: still seen
+    agg.add(destroy(601, "10.0.0.2"));
+    const auto& seen = agg.seen();
+    EXPECT_EQ(seen[0], 0u);
+    EXPECT_EQ(seen[static_cast<size_t>(EventKind::Insert)], 4u);
+    EXPECT_EQ(seen[static_cast<size_t>(EventKind::Drop)], 3u);
+    EXPECT_EQ(seen[static_cast<size_t>(EventKind::EarlyDrop)], 1u);
+    EXPECT_EQ(seen[static_cast<size_t>(EventKind::InsertFailed)], 2u);
+    EXPECT_EQ(seen[static_cast<size_t>(EventKind::Destroy)], 3u);
+    EXPECT_EQ(agg.live_entries(), 1u);
+}
+
+TEST(Aggregator, DefaultOptions) {
+    const Aggregator::Options o;
+    EXPECT_EQ(o.max_sources, size_t{1} << 20);
+    EXPECT_EQ(o.max_destinations, size_t{1} << 16);
+}
+
+TEST(DestKey, EqualityAndHash) {
+    const DestKeyHash h;
+    const DestKey a{addr("10.99.0.1"), 80, IPPROTO_TCP};
+    const DestKey b{addr("10.99.0.1"), 80, IPPROTO_TCP};
+    EXPECT_EQ(a, b);
+    EXPECT_EQ(h(a), h(b));
+    EXPECT_NE(a, (DestKey{addr("10.99.0.1"), 80, IPPROTO_UDP}));
+    EXPECT_NE(a, (DestKey{addr("10.99.0.1"), 81, IPPROTO_TCP}));
+    EXPECT_NE(a, (DestKey{addr("10.99.0.2"), 80, IPPROTO_TCP}));
+}
+
+}  // namespace
