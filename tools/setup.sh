@@ -31,10 +31,10 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # Build toolchain and libraries.
 pkgs=(build-essential cmake pkg-config clang llvm libelf-dev zlib1g-dev
-      libcli11-dev libfmt-dev nlohmann-json3-dev
+      libcli11-dev libfmt-dev nlohmann-json3-dev libncurses-dev libnetfilter-conntrack-dev
       googletest libgtest-dev libgmock-dev)
 # What the tests drive: real conntrack in network namespaces.
-pkgs+=(nftables conntrack iproute2 procps kmod util-linux)
+pkgs+=(nftables conntrack iproute2 procps kmod util-linux tmux)
 apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
 apt-get install -y -qq --no-install-recommends -t bookworm-backports libbpf-dev bpftool >/dev/null
 

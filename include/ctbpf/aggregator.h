@@ -39,7 +39,8 @@ struct SourceStats {
     uint64_t early_drops = 0;    // its entries evicted to make room
     uint64_t destroys = 0;       // its entries removed (early drops not included)
     uint64_t insert_failed = 0;
-    int64_t entries = 0;         // live entries among those inserted while watching
+    int64_t entries = 0;         // live entries: inserted while watching, plus `baseline`
+    int64_t baseline = 0;        // entries from the start-up dump still alive
     RateWindow insert_rate;
 };
 
@@ -74,6 +75,9 @@ public:
     explicit Aggregator(Options opt) : opt_(opt) {}
 
     void add(const Event& e);
+    // Entries that were in the table before watching began (a netlink dump): they count in
+    // `entries` until a destroy of an entry we did not see inserted takes them away.
+    void add_baseline(const Address& a, int64_t entries);
 
     const SourceStats* source(const Address& a) const;
     // Best `n` sources by `key` (ties broken by address order for stable output).

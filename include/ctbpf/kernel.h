@@ -85,7 +85,7 @@ public:
     // The conntrack table of a watched namespace, read from its /proc/sys files (opened
     // inside that namespace). Nothing if `netns` is not watched or cannot be read.
     struct Table {
-        int64_t count = 0, max = 0;
+        int64_t count = 0, max = 0, buckets = 0;
     };
     std::optional<Table> table(uint32_t netns) const;
 

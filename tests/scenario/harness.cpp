@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -136,14 +137,46 @@ ConntrackMax::ConntrackMax(long long value) {
 
 ConntrackMax::~ConntrackMax() { std::ofstream("/proc/sys/net/netfilter/nf_conntrack_max") << old_; }
 
-Ctbpf::Ctbpf(const std::vector<std::string>& args) {
+void PrivilegedTest::SetUp() {
+    const std::string why = cannot_run_reason();
+    if (why.empty()) return;
+    if (const char* req = std::getenv("CTBPF_REQUIRE_PRIVILEGED"); req && std::string(req) == "1")
+        FAIL() << "privileged scenario cannot run: " << why;
+    GTEST_SKIP() << why;
+}
+
+std::optional<std::string> Ctbpf::next_line(int timeout_ms) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (true) {
+        const auto nl = out_.find('\n');
+        if (nl != std::string::npos) {
+            std::string line = out_.substr(0, nl);
+            out_.erase(0, nl + 1);
+            return line;
+        }
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0 || out_fd_ < 0) return std::nullopt;
+        pollfd p{out_fd_, POLLIN, 0};
+        if (poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+        char buf[65536];
+        const ssize_t n = read(out_fd_, buf, sizeof buf);
+        if (n <= 0) {
+            close(out_fd_);
+            out_fd_ = -1;
+        } else {
+            out_.append(buf, static_cast<size_t>(n));
+        }
+    }
+}
+
+Ctbpf::Ctbpf(const std::vector<std::string>& args, const std::string& subcommand) {
     int o[2], e[2];
     if (pipe2(o, O_CLOEXEC) != 0 || pipe2(e, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
     pid_ = fork();
     if (pid_ == 0) {
         dup2(o[1], 1);
         dup2(e[1], 2);
-        std::vector<char*> argv{const_cast<char*>(CTBPF_BIN), const_cast<char*>("events"),
+        std::vector<char*> argv{const_cast<char*>(CTBPF_BIN), const_cast<char*>(subcommand.c_str()),
                                 const_cast<char*>("--json")};
         for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
         argv.push_back(nullptr);

@@ -5,9 +5,11 @@
 #include <sys/types.h>
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 namespace scenario {
@@ -54,10 +56,20 @@ private:
     std::string old_;
 };
 
-// `ctbpf events --json ...` as a child; started() returns once it says it is watching.
+// Base for the scenarios: skips (saying why) only where the machine truly cannot run
+// them; with CTBPF_REQUIRE_PRIVILEGED=1 (CI) a skip becomes a failure.
+class PrivilegedTest : public ::testing::Test {
+protected:
+    void SetUp() override;
+};
+
+// `ctbpf SUBCOMMAND --json ...` as a child; the constructor returns once it says on stderr
+// that it is watching.
 class Ctbpf {
 public:
-    explicit Ctbpf(const std::vector<std::string>& args);
+    explicit Ctbpf(const std::vector<std::string>& args, const std::string& subcommand = "events");
+    // Next line of standard output, waiting at most `timeout_ms`.
+    std::optional<std::string> next_line(int timeout_ms);
     ~Ctbpf();
     // SIGTERM, wait, parse: every line but the last is an event, the last the summary.
     void stop();

@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <cstdlib>
 #include <set>
 #include <thread>
 
@@ -18,17 +17,7 @@ using nlohmann::json;
 
 namespace {
 
-class Scenario : public ::testing::Test {
-protected:
-    void SetUp() override {
-        const std::string why = cannot_run_reason();
-        if (why.empty()) return;
-        // On CI the machine can run these: a skip there would hide a broken pipeline.
-        if (const char* req = std::getenv("CTBPF_REQUIRE_PRIVILEGED"); req && std::string(req) == "1")
-            FAIL() << "privileged scenario cannot run: " << why;
-        GTEST_SKIP() << why;
-    }
-};
+using Scenario = PrivilegedTest;
 
 long long count_kind(const std::vector<json>& ev, const std::string& type, const std::string& reason = "") {
     long long n = 0;

@@ -594,12 +594,14 @@ TEST_F(AggregatorRanking, ByInserts) {
 }
 
 TEST_F(AggregatorRanking, ByRate1s) {
-    // 10.0.0.1 and fd00::1 tie at 0: IPv4 sorts before IPv6.
+    // 10.0.0.1 and fd00::1 tie at 0 in the last second: the 10 s rate decides (0.3 vs 0).
     EXPECT_EQ(names(agg.top_sources(SortKey::Rate1s, 10, kNow)),
               (V{"10.0.0.3", "10.0.0.2", "10.0.0.1", "fd00::1"}));
     // One second later fd00::1's two inserts (second 1000) are the last complete second.
+    // The others tie at 0 there; by 10 s rate 10.0.0.1 and 10.0.0.3 have 0.3 (and equal
+    // inserts: the address decides), 10.0.0.2 has 0.1.
     EXPECT_EQ(names(agg.top_sources(SortKey::Rate1s, 10, kNow + 1)),
-              (V{"fd00::1", "10.0.0.1", "10.0.0.2", "10.0.0.3"}));
+              (V{"fd00::1", "10.0.0.1", "10.0.0.3", "10.0.0.2"}));
 }
 
 TEST_F(AggregatorRanking, ByEntries) {

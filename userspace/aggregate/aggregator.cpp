@@ -95,13 +95,24 @@ void Aggregator::add(const Event& e) {
                 s->entries--;
                 live_.erase(it);
             } else {
-                s = &source_for(e.src);  // inserted before we started: no occupancy change
+                // Inserted before we started: part of the baseline, if one was taken.
+                s = &source_for(e.src);
+                if (s->baseline > 0) {
+                    s->baseline--;
+                    s->entries--;
+                }
             }
             if (e.kind == EventKind::EarlyDrop) s->early_drops++;
             else s->destroys++;
             break;
         }
     }
+}
+
+void Aggregator::add_baseline(const Address& a, int64_t entries) {
+    SourceStats& s = source_for(a);
+    s.baseline += entries;
+    s.entries += entries;
 }
 
 const SourceStats* Aggregator::source(const Address& a) const {
@@ -113,17 +124,20 @@ std::vector<const SourceStats*> Aggregator::top_sources(SortKey key, size_t n, u
     std::vector<const SourceStats*> v;
     v.reserve(sources_.size());
     for (auto& [a, s] : sources_) v.push_back(&s);
-    auto metric = [&](const SourceStats* s) -> double {
+    // Primary key, then a secondary one so that sources equal on the first (e.g. all idle
+    // in the last second) still come out in a useful order, then the address.
+    auto metric = [&](const SourceStats* s) -> std::pair<double, double> {
+        const auto inserts = static_cast<double>(s->inserts);
         switch (key) {
-            case SortKey::Inserts: return static_cast<double>(s->inserts);
-            case SortKey::Rate1s: return s->insert_rate.rate(now_sec, 1);
-            case SortKey::Entries: return static_cast<double>(s->entries);
-            case SortKey::Drops: return static_cast<double>(s->drops);
+            case SortKey::Inserts: return {inserts, static_cast<double>(s->drops)};
+            case SortKey::Rate1s: return {s->insert_rate.rate(now_sec, 1), s->insert_rate.rate(now_sec, 10) + inserts * 1e-9};
+            case SortKey::Entries: return {static_cast<double>(s->entries), inserts};
+            case SortKey::Drops: return {static_cast<double>(s->drops), inserts};
         }
-        return 0;
+        return {0, 0};
     };
     auto better = [&](const SourceStats* a, const SourceStats* b) {
-        const double ma = metric(a), mb = metric(b);
+        const auto ma = metric(a), mb = metric(b);
         if (ma != mb) return ma > mb;
         return std::tie(a->addr.family, a->addr.bytes) < std::tie(b->addr.family, b->addr.bytes);
     };

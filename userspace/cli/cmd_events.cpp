@@ -13,17 +13,12 @@
 #include "ctbpf/decode.h"
 #include "ctbpf/error.h"
 #include "format.h"
+#include "fullness.h"
 #include "loop.h"
 
 namespace ctbpf::cli {
 
 namespace {
-
-uint64_t monotonic_ns() {
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
 
 // Writes all of `b` to stdout; false once the reader has gone (EPIPE).
 bool flush(fmt::memory_buffer& b) {
@@ -33,35 +28,6 @@ bool flush(fmt::memory_buffer& b) {
     if (!ok && errno != EPIPE) throw_errno("writing events to standard output", errno);
     return ok;
 }
-
-// Whether a drop happened with the table full. Recent kernels keep the entry count where
-// BPF cannot read it, so it is read here: the kernel side wakes us at the start of every
-// drop storm, and a drop counts as table-full if the table was seen full within a second
-// of it. (The kernel counts an entry before checking the limit and takes it back on
-// failure, so a full table can read up to one entry per CPU below max.)
-class FullnessCache {
-public:
-    explicit FullnessCache(const Session& s) : s_(s), slack_(sysconf(_SC_NPROCESSORS_ONLN)) {}
-    bool full(uint32_t netns, uint64_t event_ns) {
-        const uint64_t now = monotonic_ns();
-        auto& st = state_[netns];
-        if (now - st.read_ns > 5'000'000) {
-            st.read_ns = now;
-            auto t = s_.table(netns);
-            if (t && t->max > 0 && t->count + slack_ >= t->max) st.full_ns = now;
-        }
-        const uint64_t d = event_ns > st.full_ns ? event_ns - st.full_ns : st.full_ns - event_ns;
-        return st.full_ns != 0 && d < 1'000'000'000ull;
-    }
-
-private:
-    struct State {
-        uint64_t read_ns = 0, full_ns = 0;
-    };
-    const Session& s_;
-    int64_t slack_;
-    std::unordered_map<uint32_t, State> state_;
-};
 
 }  // namespace
 
@@ -100,10 +66,7 @@ int cmd_events(const EventsArgs& a) {
     session = &s;
     fullness.emplace(s);
 
-    std::string names;
-    for (const auto& w : s.watched()) names += fmt::format("{}{}({})", names.empty() ? "" : ", ", w.name, w.inum);
-    fmt::print(stderr, "ctbpf: watching netns {} with backend {} ({}); Ctrl-C to stop\n", names,
-               backend_name(s.choice().backend), s.choice().why);
+    fmt::print(stderr, "{}\n", watching_line(s));
 
     const uint64_t start = monotonic_ns();
     LoopOptions lo;

@@ -19,7 +19,23 @@ struct EventsArgs {
     bool verbose = false;
 };
 
+struct WatchArgs {
+    double interval_s = 1;
+    bool json = false, once = false;
+    size_t count = 0;  // 0: until stopped
+    std::vector<std::string> netns;
+    std::string backend = "auto", cidr, proto, sort = "rate", baseline = "auto";
+    size_t top = 20;
+    size_t capacity = 1 << 16;  // sources tracked at most
+};
+
+struct StatusArgs {
+    bool json = false;
+};
+
 int cmd_events(const EventsArgs& a);
+int cmd_status(const StatusArgs& a);
+int cmd_watch(const WatchArgs& a);  // cmd_status.cpp
 int cmd_probe(bool json);
 
 }  // namespace ctbpf::cli

@@ -26,6 +26,13 @@ void format_event_text(fmt::memory_buffer& out, const Event& e, std::string_view
                    reason);
 }
 
+std::string watching_line(const Session& s) {
+    std::string names;
+    for (const auto& w : s.watched()) names += fmt::format("{}{}({})", names.empty() ? "" : ", ", w.name, w.inum);
+    return fmt::format("ctbpf: watching netns {} with backend {} ({}); Ctrl-C to stop", names,
+                       backend_name(s.choice().backend), s.choice().why);
+}
+
 std::string format_summary_json(const SummaryInput& s) {
     fmt::memory_buffer b;
     auto out = std::back_inserter(b);

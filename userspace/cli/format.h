@@ -28,6 +28,9 @@ struct SummaryInput {
     uint64_t drops_table_full;  // delivered drop events seen while the table was full
 };
 
+// "ctbpf: watching netns ... with backend ...": said on stderr once attached.
+std::string watching_line(const Session& s);
+
 std::string format_summary_json(const SummaryInput& s);
 std::string format_summary_text(const SummaryInput& s);
 

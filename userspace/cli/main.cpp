@@ -30,6 +30,29 @@ int main(int argc, char** argv) {
     auto* probe = app.add_subcommand("probe", "what this kernel offers and which backend auto-selection picks");
     probe->add_flag("--json", probe_json, "as one JSON object");
 
+    WatchArgs wa;
+    auto* watch = app.add_subcommand("watch", "live view: who fills the table, who loses packets, when it is full");
+    watch->add_option("--interval", wa.interval_s, "seconds between refreshes")->check(CLI::Range(0.1, 3600.0));
+    watch->add_flag("--json", wa.json, "one JSON snapshot per interval (NDJSON)");
+    watch->add_flag("--once", wa.once, "print one snapshot (after one interval) and exit");
+    watch->add_option("--count", wa.count, "exit after N snapshots")->check(CLI::PositiveNumber);
+    watch->add_option("--netns", wa.netns, "network namespace to watch (repeatable; default: ctbpf's own)");
+    watch->add_option("--backend", wa.backend, "attach method: auto, fentry, kprobe or tracepoint")
+        ->check(CLI::IsMember({"auto", "fentry", "kprobe", "tracepoint"}));
+    watch->add_option("--cidr", wa.cidr, "only sources inside this prefix (e.g. 10.0.0.0/8)");
+    watch->add_option("--proto", wa.proto, "only this protocol (tcp, udp, icmp, ...)");
+    watch->add_option("--top", wa.top, "rows of sources and destinations")->check(CLI::Range(1, 10000));
+    watch->add_option("--sort", wa.sort, "rate, entries or drops")->check(CLI::IsMember({"rate", "entries", "drops"}));
+    watch->add_option("--baseline", wa.baseline,
+                      "count entries that predate ctbpf with one netlink dump: auto (if <= 250k entries), on, off")
+        ->check(CLI::IsMember({"auto", "on", "off"}));
+    watch->add_option("--capacity", wa.capacity, "most sources tracked (bounds memory)")->check(CLI::Range(16, 1 << 26));
+
+    StatusArgs st;
+    auto* status = app.add_subcommand("status", "one-shot health report of the conntrack table, with advice; "
+                                                "exit 0 fine, 1 warning, 2 critical");
+    status->add_flag("--json", st.json, "as one JSON object");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
@@ -46,6 +69,8 @@ int main(int argc, char** argv) {
     try {
         if (*events) return cmd_events(ev);
         if (*probe) return cmd_probe(probe_json);
+        if (*status) return cmd_status(st);
+        if (*watch) return cmd_watch(wa);
     } catch (const ctbpf::Error& e) {
         fmt::print(stderr, "ctbpf: {}\n", e.what());
         return e.exit_code();

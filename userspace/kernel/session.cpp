@@ -4,9 +4,7 @@
 #include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <linux/netfilter.h>
-#include <sched.h>
 #include <sys/random.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -23,6 +21,7 @@
 #include "ctbpf/error.h"
 #include "ctbpf/event.h"
 #include "ctbpf/kernel.h"
+#include "ctbpf/netns.h"
 
 namespace ctbpf {
 
@@ -68,25 +67,6 @@ struct Fd {
     ~Fd() { if (fd >= 0) close(fd); }
 };
 
-// Resolves "--netns" arguments: a name under /run/netns, or a path such as /proc/PID/ns/net.
-Fd open_netns(const std::string& spec) {
-    std::string path = spec.find('/') == std::string::npos ? "/run/netns/" + spec : spec;
-    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ENOENT)
-            throw Error(fmt::format("unknown network namespace '{}' ({} does not exist; see 'ip netns list')",
-                                    spec, path));
-        throw_errno(fmt::format("cannot open network namespace '{}' ({})", spec, path), errno);
-    }
-    return Fd(fd);
-}
-
-uint32_t netns_inum(int fd) {
-    struct stat st {};
-    if (fstat(fd, &st) != 0) throw_errno("fstat on a network namespace", errno);
-    return static_cast<uint32_t>(st.st_ino);
-}
-
 }  // namespace
 
 struct Session::Impl {
@@ -95,7 +75,11 @@ struct Session::Impl {
     std::vector<bpf_link*> links;
     BackendChoice choice;
     std::vector<WatchedNetns> watched;
-    std::vector<std::pair<uint32_t, Fd>> count_fds;  // per watched netns
+    struct TableFiles {
+        uint32_t inum;
+        Fd count, buckets;
+    };
+    std::vector<TableFiles> table_files;  // per watched netns
     Fd max_fd;
     RecordHandler handler;
 
@@ -142,7 +126,8 @@ struct Session::Impl {
 
     // Called while inside the namespace: sysctl files keep the namespace they were opened in.
     void open_table_files(uint32_t inum) {
-        count_fds.emplace_back(inum, Fd(open("/proc/sys/net/netfilter/nf_conntrack_count", O_RDONLY | O_CLOEXEC)));
+        table_files.push_back({inum, Fd(open("/proc/sys/net/netfilter/nf_conntrack_count", O_RDONLY | O_CLOEXEC)),
+                               Fd(open("/proc/sys/net/netfilter/nf_conntrack_buckets", O_RDONLY | O_CLOEXEC))});
         if (max_fd.fd < 0) max_fd = Fd(open("/proc/sys/net/netfilter/nf_conntrack_max", O_RDONLY | O_CLOEXEC));
     }
 
@@ -183,29 +168,16 @@ Session::Session(const SessionOptions& opt, RecordHandler handler) : impl_(std::
     }
 
     // Namespaces: ours by default, else each one named, entered in turn and left again.
-    if (opt.netns.empty()) {
-        Fd self(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
-        if (self.fd < 0) throw_errno("opening our own network namespace", errno);
-        I.attach_tracepoint_backend_here();
-        I.open_table_files(netns_inum(self.fd));
-        I.watch("self", netns_inum(self.fd));
-    } else {
-        Fd home(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
-        if (home.fd < 0) throw_errno("opening our own network namespace", errno);
-        for (const auto& spec : opt.netns) {
-            Fd ns = open_netns(spec);
-            const uint32_t inum = netns_inum(ns.fd);
-            if (setns(ns.fd, CLONE_NEWNET) != 0) throw_errno(fmt::format("entering network namespace '{}'", spec), errno);
-            try {
-                I.attach_tracepoint_backend_here();
-                I.open_table_files(inum);
-            } catch (...) {
-                setns(home.fd, CLONE_NEWNET);
-                throw;
-            }
-            if (setns(home.fd, CLONE_NEWNET) != 0) throw_errno("returning to our network namespace", errno);
-            I.watch(spec, inum);
+    std::vector<std::string> specs = opt.netns;
+    if (specs.empty()) specs.push_back("self");
+    for (const auto& spec : specs) {
+        NetnsFile ns(spec);
+        {
+            NetnsEntry inside(ns);
+            I.attach_tracepoint_backend_here();
+            I.open_table_files(ns.inum());
         }
+        I.watch(ns.spec(), ns.inum());
     }
 
     for (bpf_program* p : {I.skel->progs.tp_kfree_skb, I.skel->progs.tp_kmem_cache_free}) {
@@ -248,9 +220,9 @@ int64_t read_number(int fd) {
 }  // namespace
 
 std::optional<Session::Table> Session::table(uint32_t netns) const {
-    for (const auto& [inum, fd] : impl_->count_fds) {
-        if (inum != netns || fd.fd < 0 || impl_->max_fd.fd < 0) continue;
-        Table t{read_number(fd.fd), read_number(impl_->max_fd.fd)};
+    for (const auto& f : impl_->table_files) {
+        if (f.inum != netns || f.count.fd < 0 || impl_->max_fd.fd < 0) continue;
+        Table t{read_number(f.count.fd), read_number(impl_->max_fd.fd), f.buckets.fd < 0 ? 0 : read_number(f.buckets.fd)};
         if (t.count < 0 || t.max < 0) return std::nullopt;
         return t;
     }

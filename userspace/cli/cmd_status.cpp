@@ -1,0 +1,150 @@
+// `ctbpf status`: a one-shot diagnosis of the conntrack table of the current network
+// namespace (fill, memory, timeouts, kernel counters, table-full log lines) with advice.
+// Exit code: 0 ok, 1 warning, 2 critical; 3 if the facts could not be read.
+#include <algorithm>
+#include <cstdio>
+#include <iterator>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "ctbpf/error.h"
+#include "ctbpf/system.h"
+
+namespace ctbpf::cli {
+
+namespace {
+
+constexpr int kCannotRead = 3;  // 1 and 2 already mean warning and critical
+
+std::string to_json(const TableFacts& f, const Assessment& a) {
+    nlohmann::json j;
+    j["table"] = {{"count", f.count}, {"max", f.max}, {"buckets", f.buckets}, {"fill", a.fill}};
+    j["memory"] = {{"object_size", f.object_size},       {"object_size_estimated", f.object_size_estimated},
+                   {"now_bytes", a.memory.now_bytes},    {"at_max_bytes", a.memory.at_max_bytes},
+                   {"hash_bytes", a.memory.hash_bytes}};
+    j["timeouts"] = f.timeouts;
+    j["counters"] = f.counters;
+    auto lines = nlohmann::json::array();
+    for (const auto& l : f.kernel_log.table_full) lines.push_back({{"seconds", l.seconds}, {"message", l.message}});
+    j["kernel_log"] = {{"readable", f.kernel_log.readable},
+                       {"table_full_total", f.kernel_log.table_full_total},
+                       {"other_netns", f.kernel_log.other_netns},
+                       {"stale", kernel_log_is_stale(f)},
+                       {"lines", lines}};
+    if (!f.kernel_log.readable) j["kernel_log"]["error"] = f.kernel_log.error;
+    j["netns"] = {{"inode", f.netns.inode}, {"initial", f.netns.initial}};
+    if (f.netns.created_s) j["netns"]["created_s"] = *f.netns.created_s;
+    j["health"] = {{"level", level_name(a.health.level)}, {"reasons", a.health.reasons}};
+    j["advice"] = nlohmann::json::array();
+    for (const auto& x : a.advice) j["advice"].push_back({{"what", x.what}, {"command", x.command}, {"why", x.why}});
+    return j.dump() + "\n";
+}
+
+// Greedy word wrap: `first` starts the first line, later lines are indented to match it.
+std::string wrap(const std::string& first, const std::string& text, size_t width = 100) {
+    const size_t indent = first.size();
+    std::string out = first;
+    size_t col = indent;
+    size_t i = 0;
+    while (i < text.size()) {
+        const size_t e = std::min(text.find(' ', i), text.size());
+        const std::string word = text.substr(i, e - i);
+        if (col > indent && col + 1 + word.size() > width) {
+            out += "\n" + std::string(indent, ' ');
+            col = indent;
+        } else if (col > indent) {
+            out += ' ';
+            col++;
+        }
+        out += word;
+        col += word.size();
+        i = e + 1;
+    }
+    return out + "\n";
+}
+
+std::string to_text(const TableFacts& f, const Assessment& a) {
+    fmt::memory_buffer b;
+    auto out = std::back_inserter(b);
+    auto row = [&](std::string_view label, const std::string& value) { fmt::format_to(out, "  {:<34} {}\n", label, value); };
+
+    fmt::format_to(out, "Table\n");
+    row("entries", f.max ? fmt::format("{} of {} ({:.1f}% full)", f.count, f.max, a.fill * 100)
+                         : fmt::format("{} (no maximum)", f.count));
+    row("hash buckets", f.hashsize ? fmt::format("{} (hashsize parameter {})", f.buckets, *f.hashsize)
+                                   : fmt::format("{}", f.buckets));
+
+    fmt::format_to(out, "\nMemory\n");
+    row("entry size", f.object_size_estimated
+                          ? fmt::format("{} bytes (estimated: nf_conntrack not readable in /proc/slabinfo)",
+                                        f.object_size)
+                          : fmt::format("{} bytes (from /proc/slabinfo)", f.object_size));
+    row("entries now", human_bytes(a.memory.now_bytes));
+    row("entries at maximum", human_bytes(a.memory.at_max_bytes));
+    row("hash table", fmt::format("{} ({} buckets x {} bytes)", human_bytes(a.memory.hash_bytes), f.buckets,
+                                  kHashBucketSize));
+
+    fmt::format_to(out, "\nTimeouts (net.netfilter.nf_conntrack_*)\n");
+    for (const auto& [name, s] : f.timeouts) row(name, fmt::format("{:>8} s  {}", s, human_seconds(s)));
+
+    fmt::format_to(out, "\nKernel counters since boot (/proc/net/stat/nf_conntrack, all CPUs)\n");
+    if (f.counters.empty()) fmt::format_to(out, "  (not available)\n");
+    for (const auto& [name, v] : f.counters) row(name, fmt::format("{}", v));
+
+    fmt::format_to(out, "\nRecent kernel log ('{}')\n", kTableFullMarker);
+    const KernelLog& log = f.kernel_log;
+    if (!log.readable) fmt::format_to(out, "  unreadable: {}\n", log.error);
+    else if (log.table_full.empty()) fmt::format_to(out, "  none for this namespace\n");
+    for (const auto& l : log.table_full) {
+        std::string ago;
+        if (f.uptime_s) ago = fmt::format("  ({} ago)", human_seconds(static_cast<uint64_t>(std::max(0.0, *f.uptime_s - l.seconds))));
+        fmt::format_to(out, "  [{:>12.6f}] {}{}\n", l.seconds, l.message, ago);
+    }
+    if (log.table_full_total > log.table_full.size())
+        fmt::format_to(out, "  ({} earlier such lines not shown)\n", log.table_full_total - log.table_full.size());
+    if (kernel_log_is_stale(f))
+        fmt::format_to(out, "  (these name this namespace's inode number, but its drop counter is 0: they are from an "
+                            "earlier namespace that had the same number)\n");
+    if (log.other_netns) fmt::format_to(out, "  ({} lines about other network namespaces ignored)\n", log.other_netns);
+
+    fmt::format_to(out, "\nHealth: {}\n", level_name(a.health.level));
+    for (const auto& r : a.health.reasons) b.append(wrap("  - ", r));
+
+    fmt::format_to(out, "\nAdvice\n");
+    if (a.advice.empty()) fmt::format_to(out, "  nothing to change\n");
+    for (size_t i = 0; i < a.advice.size(); ++i) {
+        const auto& x = a.advice[i];
+        fmt::format_to(out, "  {}. {}\n     $ {}\n", i + 1, x.what, x.command);
+        b.append(wrap("     ", x.why));
+    }
+    if (!a.sysctl_conf_lines.empty()) {
+        fmt::format_to(out, "\n  /etc/sysctl.d/90-conntrack.conf:\n");
+        for (const auto& l : a.sysctl_conf_lines) fmt::format_to(out, "    {}\n", l);
+    }
+    return fmt::to_string(b);
+}
+
+}  // namespace
+
+int cmd_status(const StatusArgs& args) {
+    TableFacts facts;
+    try {
+        facts = read_table_facts();
+    } catch (const Error& e) {
+        throw Error(e.what(), kCannotRead);
+    }
+    const Assessment a = assess(facts);
+    const std::string text = args.json ? to_json(facts, a) : to_text(facts, a);
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fflush(stdout);
+    switch (a.health.level) {
+        case Level::Ok: return 0;
+        case Level::Warning: return 1;
+        case Level::Critical: return 2;
+    }
+    return 2;
+}
+
+}  // namespace ctbpf::cli

@@ -1,0 +1,212 @@
+#include "watch_model.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "ctbpf/decode.h"
+#include "fullness.h"
+
+namespace ctbpf::cli {
+
+WatchModel::WatchModel(const Session& s, TableFacts facts, bool baseline, int64_t baseline_entries)
+    : s_(s), facts_(std::move(facts)), baseline_(baseline), baseline_entries_(baseline_entries),
+      start_ns_(monotonic_ns()), prev_ns_(start_ns_), prev_(s.totals()) {}
+
+Snapshot WatchModel::take(const Aggregator& agg, uint64_t drops_full_total, const ModelOptions& opt) {
+    Snapshot snap;
+    const uint64_t now = monotonic_ns();
+    const double dt = std::max(1e-3, static_cast<double>(now - prev_ns_) / 1e9);
+    snap.elapsed_s = static_cast<double>(now - start_ns_) / 1e9;
+    snap.backend = std::string(backend_name(s_.choice().backend));
+
+    for (const auto& w : s_.watched()) {
+        TableRow r{w.name, w.inum, 0, 0, 0, 0};
+        if (auto t = s_.table(w.inum)) {
+            r.count = t->count;
+            r.max = t->max;
+            r.buckets = t->buckets;
+            r.fill = t->max > 0 ? static_cast<double>(t->count) / static_cast<double>(t->max) : 0;
+        }
+        snap.tables.push_back(r);
+    }
+    std::stable_sort(snap.tables.begin(), snap.tables.end(),
+                     [](const TableRow& a, const TableRow& b) { return a.fill > b.fill; });
+    const TableRow& top = snap.tables.front();
+
+    // Judge the fullest table with the same rules as `ctbpf status`.
+    TableFacts f = facts_;
+    f.count = static_cast<uint64_t>(std::max<int64_t>(0, top.count));
+    f.max = static_cast<uint64_t>(std::max<int64_t>(0, top.max));
+    f.buckets = static_cast<uint64_t>(std::max<int64_t>(0, top.buckets));
+    snap.object_size = f.object_size;
+    snap.object_size_estimated = f.object_size_estimated;
+    snap.mem_now = f.count * f.object_size;
+    snap.mem_max = f.max * f.object_size;
+    snap.baseline = baseline_;
+    snap.baseline_entries = baseline_entries_;
+
+    const KernelTotals t = s_.totals();
+    snap.totals = t;
+    auto per_s = [&](int64_t a, int64_t b) { return static_cast<double>(a - b) / dt; };
+    snap.inserts_s = per_s(t.insert, prev_.insert);
+    snap.destroys_s = per_s(t.destroy + t.early_drop, prev_.destroy + prev_.early_drop);
+    snap.drops_s = per_s(t.drop, prev_.drop);
+    snap.drops_full_s = static_cast<double>(drops_full_total - prev_drops_full_) / dt;
+    snap.early_drops_s = per_s(t.early_drop, prev_.early_drop);
+    snap.insert_failed_s = per_s(t.insert_failed, prev_.insert_failed);
+    int64_t count_sum = 0;
+    for (const auto& r : snap.tables) count_sum += r.count;
+    snap.growth_s = prev_count_ < 0 ? snap.inserts_s - snap.destroys_s : per_s(count_sum, prev_count_);
+    if (snap.growth_s > 0 && top.max > 0 && top.count < top.max)
+        snap.seconds_to_full = static_cast<double>(top.max - top.count) / snap.growth_s;
+    else if (top.max > 0 && top.count >= top.max)
+        snap.seconds_to_full = 0;
+    prev_ = t;
+    prev_ns_ = now;
+    prev_count_ = count_sum;
+    prev_drops_full_ = drops_full_total;
+
+    rows(snap, agg, opt);
+
+    // Alerts: fill thresholds and drops, with the advice `status` would give.
+    const Assessment as = assess(f);
+    snap.level = as.health.level;
+    if (snap.drops_s > 0 && snap.level != Level::Critical) snap.level = Level::Critical;
+    if (snap.drops_s > 0)
+        snap.alerts.push_back(fmt::format("conntrack is dropping packets: {:.0f}/s ({:.0f}/s with the table full)",
+                                          snap.drops_s, snap.drops_full_s));
+    if (top.max > 0 && top.fill >= kCriticalFill)
+        snap.alerts.push_back(fmt::format("table {:.0f}% full", top.fill * 100));
+    else if (top.max > 0 && top.fill >= kWarnFill)
+        snap.alerts.push_back(fmt::format("table {:.0f}% full", top.fill * 100));
+    if (!snap.alerts.empty())
+        for (const auto& a : as.advice) snap.alerts.push_back(fmt::format("advice: {}: {}", a.what, a.command));
+    return snap;
+}
+
+void WatchModel::rows(Snapshot& snap, const Aggregator& agg, const ModelOptions& opt) {
+    // Sources: best by the chosen key, filtered by prefix.
+    const uint64_t now_sec = monotonic_ns() / 1'000'000'000ull;
+    int64_t count_sum = 0;
+    for (const auto& r : snap.tables) count_sum += r.count;
+    snap.sources.clear();
+    snap.destinations.clear();
+    const SortKey key = opt.sort == SourceSort::Rate ? SortKey::Rate1s
+                        : opt.sort == SourceSort::Entries ? SortKey::Entries
+                                                          : SortKey::Drops;
+    auto rows = agg.top_sources(key, opt.cidr ? agg.source_count() : opt.top, now_sec);
+    for (const SourceStats* s : rows) {
+        if (opt.cidr && !opt.cidr->contains(s->addr)) continue;
+        if (snap.sources.size() >= opt.top) break;
+        SourceRow r;
+        r.addr = s->addr;
+        r.inserts = s->inserts;
+        r.drops = s->drops;
+        r.early_drops = s->early_drops;
+        r.rate_1s = s->insert_rate.rate(now_sec, 1);
+        r.rate_10s = s->insert_rate.rate(now_sec, 10);
+        r.entries = s->entries;
+        r.share = count_sum > 0 ? static_cast<double>(s->entries) / static_cast<double>(count_sum) : 0;
+        for (unsigned i = 0; i < 60; ++i) r.trend[i] = s->insert_rate.at(now_sec, now_sec - 60 + i);
+        snap.sources.push_back(r);
+    }
+    for (const DestStats* d : agg.top_destinations(opt.top))
+        if (d->drops > 0) snap.destinations.push_back({d->key.addr, d->key.port, d->key.proto, d->drops});
+
+}
+
+std::string sparkline(const std::array<uint32_t, 60>& v, size_t width) {
+    static const char* kBars[] = {" ", "▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"};
+    width = std::min<size_t>(width, 60);
+    // Each column sums 60/width seconds.
+    std::vector<uint64_t> cols(width, 0);
+    for (size_t i = 0; i < 60; ++i) cols[i * width / 60] += v[i];
+    const uint64_t peak = *std::max_element(cols.begin(), cols.end());
+    std::string out;
+    for (uint64_t c : cols) out += kBars[peak == 0 ? 0 : (c == 0 ? 0 : 1 + (c * 7) / peak)];
+    return out;
+}
+
+nlohmann::json to_json(const Snapshot& s) {
+    using nlohmann::json;
+    json j;
+    j["type"] = "snapshot";
+    j["elapsed_s"] = std::round(s.elapsed_s * 1000) / 1000;
+    j["backend"] = s.backend;
+    const TableRow& t = s.tables.front();
+    j["table"] = {{"netns", t.netns},
+                  {"count", t.count},
+                  {"max", t.max},
+                  {"buckets", t.buckets},
+                  {"fill", t.fill},
+                  {"memory_bytes", s.mem_now},
+                  {"memory_at_max_bytes", s.mem_max},
+                  {"object_size", s.object_size},
+                  {"object_size_estimated", s.object_size_estimated},
+                  {"baseline", s.baseline},
+                  {"baseline_entries", s.baseline_entries}};
+    j["tables"] = json::array();
+    for (const auto& r : s.tables)
+        j["tables"].push_back({{"netns", r.netns}, {"inum", r.inum}, {"count", r.count}, {"max", r.max},
+                               {"buckets", r.buckets}, {"fill", r.fill}});
+    j["rates"] = {{"inserts_per_s", s.inserts_s},     {"destroys_per_s", s.destroys_s},
+                  {"growth_per_s", s.growth_s},       {"drops_per_s", s.drops_s},
+                  {"drops_table_full_per_s", s.drops_full_s}, {"early_drops_per_s", s.early_drops_s},
+                  {"insert_failed_per_s", s.insert_failed_s}};
+    j["seconds_to_full"] = s.seconds_to_full ? json(*s.seconds_to_full) : json(nullptr);
+    j["totals"] = {{"insert", s.totals.insert},
+                   {"drop", s.totals.drop},
+                   {"early_drop", s.totals.early_drop},
+                   {"insert_failed", s.totals.insert_failed},
+                   {"clash_resolved", s.totals.clash_resolved},
+                   {"destroy", s.totals.destroy},
+                   {"lost", s.totals.lost}};
+    j["sources"] = json::array();
+    for (const auto& r : s.sources)
+        j["sources"].push_back({{"addr", r.addr.to_string()},
+                                {"inserts", r.inserts},
+                                {"inserts_per_s", r.rate_1s},
+                                {"inserts_per_s_10s", r.rate_10s},
+                                {"entries", r.entries},
+                                {"share", r.share},
+                                {"drops", r.drops},
+                                {"early_drops", r.early_drops},
+                                {"trend", r.trend}});
+    j["destinations"] = json::array();
+    for (const auto& d : s.destinations)
+        j["destinations"].push_back(
+            {{"addr", d.addr.to_string()}, {"port", d.port}, {"proto", proto_name(d.proto)}, {"drops", d.drops}});
+    j["level"] = std::string(level_name(s.level));
+    j["alerts"] = s.alerts;
+    return j;
+}
+
+std::string to_text(const Snapshot& s) {
+    fmt::memory_buffer b;
+    auto out = std::back_inserter(b);
+    const TableRow& t = s.tables.front();
+    fmt::format_to(out, "ctbpf watch  {:.0f}s  backend {}  netns {}  [{}]\n", s.elapsed_s, s.backend, t.netns,
+                   level_name(s.level));
+    fmt::format_to(out, "table {}/{} ({:.1f}%)  buckets {}  memory {} (at max {}){}\n", t.count, t.max, t.fill * 100,
+                   t.buckets, human_bytes(s.mem_now), human_bytes(s.mem_max),
+                   s.baseline ? "" : "  occupancy: since start only");
+    fmt::format_to(out, "inserts/s {:.0f}  destroys/s {:.0f}  growth/s {:+.0f}  full in {}\n", s.inserts_s,
+                   s.destroys_s, s.growth_s,
+                   s.seconds_to_full ? human_seconds(static_cast<uint64_t>(*s.seconds_to_full)) : std::string("-"));
+    fmt::format_to(out, "drops/s {:.0f} (table full {:.0f})  early drops/s {:.0f}  insert failures/s {:.0f}  lost {}\n",
+                   s.drops_s, s.drops_full_s, s.early_drops_s, s.insert_failed_s, s.totals.lost);
+    for (const auto& a : s.alerts) fmt::format_to(out, "! {}\n", a);
+    fmt::format_to(out, "{:<39} {:>9} {:>9} {:>9} {:>8} {:>6}\n", "SOURCE", "INS/S", "INS/S10", "ENTRIES", "DROPS",
+                   "SHARE");
+    for (const auto& r : s.sources)
+        fmt::format_to(out, "{:<39} {:>9.0f} {:>9.1f} {:>9} {:>8} {:>5.1f}%\n", r.addr.to_string(), r.rate_1s,
+                       r.rate_10s, r.entries, r.drops, r.share * 100);
+    if (!s.destinations.empty()) fmt::format_to(out, "{:<39} {:>6} {:>6} {:>9}\n", "LOSING PACKETS", "PORT", "PROTO", "DROPS");
+    for (const auto& d : s.destinations)
+        fmt::format_to(out, "{:<39} {:>6} {:>6} {:>9}\n", d.addr.to_string(), d.port, proto_name(d.proto), d.drops);
+    return fmt::to_string(b);
+}
+
+}  // namespace ctbpf::cli

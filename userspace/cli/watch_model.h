@@ -1,0 +1,94 @@
+// The live view's model: one Snapshot per interval, built from the kernel totals, the
+// table's fill and the aggregator. Renderers (JSON, text, full screen) only read it.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "ctbpf/aggregator.h"
+#include "ctbpf/cidr.h"
+#include "ctbpf/kernel.h"
+#include "ctbpf/system.h"
+
+namespace ctbpf::cli {
+
+struct SourceRow {
+    Address addr;
+    uint64_t inserts = 0, drops = 0, early_drops = 0;
+    double rate_1s = 0, rate_10s = 0;
+    int64_t entries = 0;
+    double share = 0;                 // entries / table count
+    std::array<uint32_t, 60> trend{};  // inserts per second, oldest first
+};
+
+struct DestRow {
+    Address addr;
+    uint16_t port = 0;
+    uint8_t proto = 0;
+    uint64_t drops = 0;
+};
+
+struct TableRow {
+    std::string netns;
+    uint32_t inum = 0;
+    int64_t count = 0, max = 0, buckets = 0;
+    double fill = 0;
+};
+
+struct Snapshot {
+    double elapsed_s = 0;
+    std::string backend;
+    std::vector<TableRow> tables;  // one per watched namespace; [0] is the fullest
+    uint64_t object_size = 0;
+    bool object_size_estimated = false;
+    uint64_t mem_now = 0, mem_max = 0;
+    bool baseline = false;          // occupancy includes entries that predate ctbpf
+    int64_t baseline_entries = 0;
+    // Per second over the last interval, from the exact kernel totals.
+    double inserts_s = 0, destroys_s = 0, growth_s = 0, drops_s = 0, drops_full_s = 0, early_drops_s = 0,
+           insert_failed_s = 0;
+    std::optional<double> seconds_to_full;  // at the current growth, if growing
+    KernelTotals totals;
+    std::vector<SourceRow> sources;
+    std::vector<DestRow> destinations;
+    Level level = Level::Ok;
+    std::vector<std::string> alerts;  // what is wrong and what to do
+};
+
+enum class SourceSort { Rate, Entries, Drops };
+
+struct ModelOptions {
+    size_t top = 20;
+    SourceSort sort = SourceSort::Rate;
+    std::optional<Cidr> cidr;  // only sources inside it
+};
+
+// Keeps what is needed between snapshots (previous totals and counts).
+class WatchModel {
+public:
+    WatchModel(const Session& s, TableFacts facts, bool baseline, int64_t baseline_entries);
+    Snapshot take(const Aggregator& agg, uint64_t drops_full_total, const ModelOptions& opt);
+    // Rebuilds only the source and destination rows (after a sort or filter change).
+    static void rows(Snapshot& snap, const Aggregator& agg, const ModelOptions& opt);
+
+private:
+    const Session& s_;
+    TableFacts facts_;  // timeouts, object size: read once at start
+    bool baseline_;
+    int64_t baseline_entries_;
+    uint64_t start_ns_, prev_ns_ = 0;
+    KernelTotals prev_;
+    uint64_t prev_drops_full_ = 0;
+    int64_t prev_count_ = -1;
+};
+
+nlohmann::json to_json(const Snapshot& s);
+std::string to_text(const Snapshot& s);
+std::string sparkline(const std::array<uint32_t, 60>& v, size_t width);
+
+}  // namespace ctbpf::cli

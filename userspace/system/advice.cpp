@@ -1,0 +1,183 @@
+// Health and advice from TableFacts: pure arithmetic and wording, no I/O.
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "ctbpf/system.h"
+
+namespace ctbpf {
+
+namespace {
+
+uint64_t counter(const TableFacts& f, const std::string& name) {
+    const auto it = f.counters.find(name);
+    return it == f.counters.end() ? 0 : it->second;
+}
+
+std::string percent(double fill) { return fmt::format("{:.1f}%", fill * 100); }
+
+}  // namespace
+
+std::string_view level_name(Level l) {
+    switch (l) {
+        case Level::Ok: return "ok";
+        case Level::Warning: return "warning";
+        case Level::Critical: return "critical";
+    }
+    return "?";
+}
+
+uint64_t next_pow2(uint64_t n) {
+    uint64_t p = 1;
+    while (p < n) p <<= 1;
+    return p;
+}
+
+Memory memory_of(const TableFacts& f) {
+    return {f.count * f.object_size, f.max * f.object_size, f.buckets * kHashBucketSize};
+}
+
+uint64_t recommended_max(uint64_t count, uint64_t max) { return next_pow2(std::max(2 * count, 2 * max)); }
+
+uint64_t recommended_buckets(uint64_t max) { return next_pow2(max); }
+
+bool kernel_log_is_stale(const TableFacts& f) {
+    const auto it = f.counters.find("drop");
+    return f.kernel_log.table_full_total > 0 && it != f.counters.end() && it->second == 0;
+}
+
+std::string human_bytes(uint64_t bytes) {
+    if (bytes < 1024) return fmt::format("{} B", bytes);
+    const char* units[] = {"KiB", "MiB", "GiB", "TiB"};
+    double v = static_cast<double>(bytes) / 1024;
+    size_t u = 0;
+    while (v >= 1024 && u + 1 < std::size(units)) {
+        v /= 1024;
+        u++;
+    }
+    return fmt::format("{:.1f} {}", v, units[u]);
+}
+
+std::string human_seconds(uint64_t s) {
+    const std::pair<uint64_t, const char*> units[] = {{86400, "d"}, {3600, "h"}, {60, "m"}, {1, "s"}};
+    std::string out;
+    int parts = 0;
+    for (const auto& [size, name] : units) {
+        if (s >= size && parts < 2) {
+            out += fmt::format("{}{}", s / size, name);
+            s %= size;
+            parts++;
+        } else if (parts > 0) {
+            parts = 2;  // only adjacent units: "1d2h", never "1d5m"
+        }
+    }
+    return out.empty() ? "0s" : out;
+}
+
+Assessment assess(const TableFacts& f) {
+    Assessment a;
+    a.memory = memory_of(f);
+    a.fill = f.max ? static_cast<double>(f.count) / static_cast<double>(f.max) : 0.0;
+    auto raise = [&](Level l, std::string why) {
+        a.health.level = std::max(a.health.level, l);
+        a.health.reasons.push_back(std::move(why));
+    };
+
+    // --- Health -------------------------------------------------------------------------
+    const std::string fill_text = fmt::format("table is {} full ({} of {} entries)", percent(a.fill), f.count, f.max);
+    if (a.fill >= kCriticalFill)
+        raise(Level::Critical, fill_text + ": when it reaches 100% new connections are dropped");
+    else if (a.fill >= kWarnFill)
+        raise(Level::Warning, fill_text + fmt::format(", above the {:.0f}% warning mark", kWarnFill * 100));
+    if (const uint64_t drop = counter(f, "drop"))
+        raise(Level::Critical, fmt::format("conntrack dropped {} packets since boot (counter 'drop'): no entry "
+                                           "could be made for them, almost always because the table was full",
+                                           drop));
+    const KernelLog& log = f.kernel_log;
+    if (log.table_full_total > 0 && !kernel_log_is_stale(f)) {
+        std::string when = fmt::format("{:.0f} s after boot", log.table_full.back().seconds);
+        if (f.uptime_s)
+            when += fmt::format(", {} ago", human_seconds(static_cast<uint64_t>(
+                                                std::max(0.0, *f.uptime_s - log.table_full.back().seconds))));
+        raise(Level::Critical, fmt::format("kernel log has {} 'nf_conntrack: table full, dropping packet' "
+                                           "messages naming this namespace, the last {}",
+                                           log.table_full_total, when));
+    }
+    if (const uint64_t early = counter(f, "early_drop"))
+        raise(Level::Warning, fmt::format("{} entries were evicted early to make room (counter 'early_drop'): "
+                                          "the table reached its maximum",
+                                          early));
+
+    // --- Advice -------------------------------------------------------------------------
+    // Global settings are read-only inside other namespaces: say where to run them.
+    const std::string where = f.netns.initial ? ""
+                                              : " This setting is global and read-only in this network namespace: "
+                                                "run the command on the host (initial namespace).";
+    const bool pressure = a.fill >= kWarnFill || a.health.level == Level::Critical ||
+                          counter(f, "early_drop") > 0;
+    if (pressure && f.max > 0) {
+        a.recommended_max = recommended_max(f.count, f.max);
+        a.sysctl_conf_lines.push_back(fmt::format("net.netfilter.nf_conntrack_max = {}", a.recommended_max));
+        a.advice.push_back(
+            {fmt::format("raise nf_conntrack_max from {} to {}", f.max, a.recommended_max),
+             fmt::format("sysctl -w net.netfilter.nf_conntrack_max={}", a.recommended_max),
+             fmt::format("When the table is full the kernel drops the first packet of every new connection. {} is "
+                         "the next power of two at or above twice the current entries and twice the current "
+                         "maximum. Entries cost {} bytes each: {} at the new maximum (now {} at maximum), "
+                         "allocated only as entries are made.{}",
+                         a.recommended_max, f.object_size, human_bytes(a.recommended_max * f.object_size),
+                         human_bytes(a.memory.at_max_bytes), where)});
+    }
+    const uint64_t target_max = a.recommended_max ? a.recommended_max : f.max;
+    if (f.buckets > 0 && f.buckets < target_max) {
+        a.recommended_buckets = recommended_buckets(target_max);
+        a.sysctl_conf_lines.push_back(fmt::format("net.netfilter.nf_conntrack_buckets = {}", a.recommended_buckets));
+        a.advice.push_back(
+            {fmt::format("grow the hash table from {} to {} buckets", f.buckets, a.recommended_buckets),
+             fmt::format("echo {} > /sys/module/nf_conntrack/parameters/hashsize", a.recommended_buckets),
+             fmt::format("Each entry is hashed twice (original and reply direction), so one bucket per allowed "
+                         "entry keeps lookup chains at about 2 entries; that is the kernel's own default since "
+                         "Linux 5.15 (older kernels used a quarter of that). Costs {} bytes per bucket: {} "
+                         "(now {}). Only possible from the initial network namespace.",
+                         kHashBucketSize, human_bytes(a.recommended_buckets * kHashBucketSize),
+                         human_bytes(a.memory.hash_bytes))});
+    }
+    if (const auto it = f.timeouts.find("tcp_timeout_established");
+        it != f.timeouts.end() && it->second > kMaxSensibleTcpEstablished) {
+        a.recommended_tcp_established = kMaxSensibleTcpEstablished;
+        a.sysctl_conf_lines.push_back(
+            fmt::format("net.netfilter.nf_conntrack_tcp_timeout_established = {}", kMaxSensibleTcpEstablished));
+        a.advice.push_back(
+            {fmt::format("lower nf_conntrack_tcp_timeout_established from {} ({}) to {} ({})", it->second,
+                         human_seconds(it->second), kMaxSensibleTcpEstablished,
+                         human_seconds(kMaxSensibleTcpEstablished)),
+             fmt::format("sysctl -w net.netfilter.nf_conntrack_tcp_timeout_established={}",
+                         kMaxSensibleTcpEstablished),
+             fmt::format("An established TCP connection that vanished without FIN or RST (peer rebooted, cable "
+                         "pulled, state lost on a NAT) keeps its entry for this long; the kernel default is {} s (5 days). "
+                         "A day frees such entries far sooner. Values down to 3600 are common, but stay above "
+                         "the longest idle time of connections you need (TCP keepalive starts at 7200 s by "
+                         "default), or idle connections lose their conntrack state.",
+                         432000)});
+    }
+    if (!a.sysctl_conf_lines.empty()) {
+        std::string quoted;
+        for (const auto& l : a.sysctl_conf_lines) quoted += fmt::format(" '{}'", l);
+        a.advice.push_back(
+            {"make the settings survive a reboot",
+             fmt::format("printf '%s\\n'{} > /etc/sysctl.d/90-conntrack.conf && "
+                         "echo nf_conntrack > /etc/modules-load.d/conntrack.conf",
+                         quoted),
+             "sysctl -w lasts until reboot. systemd-sysctl applies /etc/sysctl.d at boot, but net.netfilter.* "
+             "exists only once nf_conntrack is loaded, so modules-load.d loads it first."});
+        a.advice.push_back({"verify",
+                            "sysctl net.netfilter.nf_conntrack_max net.netfilter.nf_conntrack_buckets "
+                            "net.netfilter.nf_conntrack_tcp_timeout_established; "
+                            "cat /proc/sys/net/netfilter/nf_conntrack_count; ctbpf status",
+                            "The new values are in effect and the count stays well below the maximum; ctbpf "
+                            "status exits 0 when the table is healthy (1 warning, 2 critical)."});
+    }
+    return a;
+}
+
+}  // namespace ctbpf
