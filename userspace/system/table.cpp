@@ -90,8 +90,9 @@ NetnsId read_netns_id(const SystemRoots& r, std::optional<double> uptime_s) {
     const auto pid1 = stat_of(r.proc / "1/ns/net");
     id.initial = id.inode == kInitialNetnsInode || (pid1 && pid1->st_ino == own->st_ino);
     if (uptime_s) {
-        // Wall clock to seconds since boot. Kernel log times stop during suspend; uptime
-        // does not, so after a suspend this errs towards calling lines too old.
+        // Wall clock to seconds since boot. Kernel log times come from another clock that
+        // does not count suspend and is not NTP-adjusted: the two drift apart by up to a few
+        // seconds a day, so lines that close to the namespace's birth may be misjudged.
         timespec now{};
         clock_gettime(CLOCK_REALTIME, &now);
         const auto secs = [](const timespec& t) { return static_cast<double>(t.tv_sec) + t.tv_nsec / 1e9; };
@@ -153,7 +154,7 @@ KernelLog parse_kmsg(std::string_view text, const NetnsId& netns) {
         if (t != std::string_view::npos) {
             const auto rest = msg.substr(t + tag.size());
             ours = to_u64(rest.substr(0, rest.find_first_not_of("0123456789"))) == netns.inode &&
-                   (!netns.created_s || seconds >= *netns.created_s - 1);  // 1 s for clock rounding
+                   (!netns.created_s || seconds >= *netns.created_s);
         }
         if (!ours) {
             log.other_netns++;
