@@ -53,7 +53,8 @@ Snapshot WatchModel::take(const Aggregator& agg, uint64_t drops_full_total, cons
     snap.inserts_s = per_s(t.insert, prev_.insert);
     snap.destroys_s = per_s(t.destroy + t.early_drop, prev_.destroy + prev_.early_drop);
     snap.drops_s = per_s(t.drop, prev_.drop);
-    snap.drops_full_s = static_cast<double>(drops_full_total - prev_drops_full_) / dt;
+    // Delivered events and kernel counters are read at slightly different moments.
+    snap.drops_full_s = std::min(snap.drops_s, static_cast<double>(drops_full_total - prev_drops_full_) / dt);
     snap.early_drops_s = per_s(t.early_drop, prev_.early_drop);
     snap.insert_failed_s = per_s(t.insert_failed, prev_.insert_failed);
     int64_t count_sum = 0;

@@ -110,11 +110,11 @@ void Tui::draw(const Snapshot& s, const ModelOptions& opt, bool paused) {
                                t.fill * 100, t.buckets, human_bytes(s.mem_now), human_bytes(s.mem_max),
                                s.object_size_estimated ? " est." : ""));
     line(y++, COLOR_PAIR(kNormal),
-         fmt::format("inserts/s {:>8.0f}   destroys/s {:>8.0f}   growth/s {:>+8.0f}   full in {}", s.inserts_s,
+         fmt::format("inserts/s {:>8.0f}   destroys/s {:>8.0f}   growth/s {:>+8.0f}   full {}", s.inserts_s,
                      s.destroys_s, s.growth_s,
-                     s.seconds_to_full ? (*s.seconds_to_full <= 0 ? std::string("FULL NOW")
-                                                                  : human_seconds(static_cast<uint64_t>(*s.seconds_to_full)))
-                                       : std::string("-")));
+                     s.seconds_to_full ? (*s.seconds_to_full <= 0 ? std::string("NOW")
+                                                                  : "in " + human_seconds(static_cast<uint64_t>(*s.seconds_to_full)))
+                                       : std::string("not at this rate")));
     line(y++, s.drops_s > 0 ? COLOR_PAIR(kCrit) | A_BOLD : COLOR_PAIR(kNormal),
          fmt::format("drops/s {:>8.0f} (table full {:.0f})   early drops/s {:>6.0f}   insert failures/s {:.0f}",
                      s.drops_s, s.drops_full_s, s.early_drops_s, s.insert_failed_s));
