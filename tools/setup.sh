@@ -32,7 +32,8 @@ apt-get update -qq
 # Build toolchain and libraries.
 pkgs=(build-essential cmake pkg-config clang llvm libelf-dev zlib1g-dev
       libcli11-dev libfmt-dev nlohmann-json3-dev libncurses-dev libnetfilter-conntrack-dev
-      googletest libgtest-dev libgmock-dev)
+      libzstd-dev
+      googletest libgtest-dev libgmock-dev libbenchmark-dev)
 # What the tests drive: real conntrack in network namespaces.
 pkgs+=(nftables conntrack iproute2 procps kmod util-linux tmux)
 apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null

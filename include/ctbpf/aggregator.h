@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ctbpf/decode.h"
+#include "ctbpf/heavy_hitters.h"
 
 namespace ctbpf {
 
@@ -42,6 +43,11 @@ struct SourceStats {
     int64_t entries = 0;         // live entries: inserted while watching, plus `baseline`
     int64_t baseline = 0;        // entries from the start-up dump still alive
     RateWindow insert_rate;
+    // Bounded tracking (Space-Saving over activity = inserts + drops + baseline): a source
+    // that took over the slot of an evicted one may have had up to `activity_error` events
+    // before it was tracked; they are counted under other(). 0 means its figures are exact.
+    uint64_t activity_error = 0;
+    uint64_t epoch = 0;          // which tracking period this is (entries owned across evictions)
 };
 
 struct DestKey {
@@ -65,14 +71,16 @@ enum class SortKey { Inserts, Rate1s, Entries, Drops };
 class Aggregator {
 public:
     struct Options {
-        // Sources beyond this many are counted together under an "other" row, so memory
-        // stays bounded whatever the number of distinct sources.
-        size_t max_sources = 1 << 20;
+        // At most this many sources (and destinations) are tracked at once, so memory stays
+        // bounded whatever the number of distinct sources. When full, the least active one
+        // is evicted (Space-Saving): the heaviest sources are still found, and what the
+        // evicted ones did is counted under other().
+        size_t max_sources = 1 << 16;
         size_t max_destinations = 1 << 16;
     };
 
     Aggregator() : Aggregator(Options{}) {}
-    explicit Aggregator(Options opt) : opt_(opt) {}
+    explicit Aggregator(Options opt);
 
     void add(const Event& e);
     // Entries that were in the table before watching began (a netlink dump): they count in
@@ -85,20 +93,32 @@ public:
     std::vector<const DestStats*> top_destinations(size_t n) const;
 
     size_t source_count() const { return sources_.size(); }
-    const SourceStats& other() const { return other_; }  // sources past max_sources
+    size_t source_capacity() const { return sources_.capacity(); }
+    // Any source not tracked now had at most this much activity while tracking was full.
+    uint64_t untracked_bound() const { return sources_.min_count(); }
+    const SourceStats& other() const { return other_; }  // evicted or never tracked
     size_t live_entries() const { return live_.size(); }
     // Events of each kind seen, indexed by EventKind value.
     const std::array<uint64_t, 6>& seen() const { return seen_; }
 
 private:
-    SourceStats& source_for(const Address& a);
+    using Sources = SpaceSaving<Address, SourceStats, AddressHash>;
+    using Dests = SpaceSaving<DestKey, DestStats, DestKeyHash>;
+    struct Owner {
+        Address addr;
+        uint64_t epoch;
+    };
+
+    SourceStats& track(const Address& a, uint64_t weight);  // counts as activity
+    SourceStats& owner(const Owner& o);                      // the source now, or other()
 
     Options opt_;
-    std::unordered_map<Address, SourceStats, AddressHash> sources_;
+    Sources sources_;
     SourceStats other_;
-    std::unordered_map<DestKey, DestStats, DestKeyHash> dests_;
+    Dests dests_;
     DestStats other_dest_;
-    std::unordered_map<uint64_t, SourceStats*> live_;  // ct_id -> owner, for occupancy
+    uint64_t next_epoch_ = 1;
+    std::unordered_map<uint64_t, Owner> live_;  // ct_id -> who inserted it, for occupancy
     std::array<uint64_t, 6> seen_{};
 };
 

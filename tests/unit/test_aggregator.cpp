@@ -319,13 +319,12 @@ TEST(Aggregator, DestroyOfUnseenEntryCountsButKeepsEntries) {
     EXPECT_EQ(a.destroys, 1u);
     EXPECT_EQ(agg.live_entries(), 1u);
 
-    // An unseen source is created with the destroy only.
+    // A destroy alone does not start tracking a source: it is counted under other().
     agg.add(destroy(100, "10.0.0.2"));
-    const SourceStats& b = src_of(agg, "10.0.0.2");
-    EXPECT_EQ(b.inserts, 0u);
-    EXPECT_EQ(b.entries, 0);
-    EXPECT_EQ(b.destroys, 1u);
-    EXPECT_EQ(agg.source_count(), 2u);
+    EXPECT_EQ(agg.source(addr("10.0.0.2")), nullptr);
+    EXPECT_EQ(agg.other().destroys, 1u);
+    EXPECT_EQ(agg.other().entries, 0);
+    EXPECT_EQ(agg.source_count(), 1u);
     EXPECT_EQ(agg.live_entries(), 1u);
 
     // A second destroy of the same ct_id is an unseen one: entries do not go below.
@@ -402,10 +401,12 @@ TEST(Aggregator, InsertFailedTakesBackTheInsert) {
     EXPECT_EQ(a.inserts, 1u);
     EXPECT_EQ(a.entries, 1);
     EXPECT_EQ(a.insert_failed, 2u);
+    // ... and on other() for a source that is not tracked.
     agg.add(insert_failed(78, "10.0.0.3"));
-    EXPECT_EQ(src_of(agg, "10.0.0.3").insert_failed, 1u);
-    EXPECT_EQ(src_of(agg, "10.0.0.3").inserts, 0u);
-    EXPECT_EQ(src_of(agg, "10.0.0.3").entries, 0);
+    EXPECT_EQ(agg.source(addr("10.0.0.3")), nullptr);
+    EXPECT_EQ(agg.other().insert_failed, 1u);
+    EXPECT_EQ(agg.other().inserts, 0u);
+    EXPECT_EQ(agg.other().entries, 0);
     EXPECT_EQ(agg.live_entries(), 1u);
 }
 
@@ -506,21 +507,19 @@ TEST(Aggregator, TopDestinationsTieIsStableAcrossInsertionOrder) {
 }
 
 TEST(Aggregator, MaxDestinationsBound) {
-    Aggregator agg(options(1 << 20, 2));
+    Aggregator agg(options(1 << 10, 2));
     agg.add(drop("10.0.0.1", "10.99.0.1", 80, IPPROTO_TCP));
     agg.add(drop("10.0.0.1", "10.99.0.2", 80, IPPROTO_TCP));
-    agg.add(drop("10.0.0.1", "10.99.0.3", 80, IPPROTO_TCP));  // past the cap
-    agg.add(drop("10.0.0.1", "10.99.0.3", 80, IPPROTO_TCP));
-    agg.add(drop("10.0.0.1", "10.99.0.3", 80, IPPROTO_TCP));
-    agg.add(drop("10.0.0.1", "10.99.0.2", 80, IPPROTO_TCP));  // known ones still count
+    for (int i = 0; i < 3; ++i) agg.add(drop("10.0.0.1", "10.99.0.3", 80, IPPROTO_TCP));  // evicts one
 
     auto top = agg.top_destinations(10);
     ASSERT_EQ(top.size(), 2u);
-    EXPECT_EQ(names(top), (std::vector<std::string>{"10.99.0.2:80/tcp", "10.99.0.1:80/tcp"}));
-    EXPECT_EQ(top[0]->drops, 2u);
+    // The heaviest destination is found, with its exact drops (counted since it was tracked).
+    EXPECT_EQ(names(top)[0], "10.99.0.3:80/tcp");
+    EXPECT_EQ(top[0]->drops, 3u);
     EXPECT_EQ(top[1]->drops, 1u);
-    // Per-source counting is not affected by the destination cap.
-    EXPECT_EQ(src_of(agg, "10.0.0.1").drops, 6u);
+    // Per-source counting is not affected by the destination bound.
+    EXPECT_EQ(src_of(agg, "10.0.0.1").drops, 5u);
 }
 
 // ================================================================ Aggregator: ranking
@@ -645,66 +644,54 @@ TEST(Aggregator, TopSourcesEmpty) {
 // ================================================================ Aggregator: bounds, seen
 
 TEST(Aggregator, MaxSourcesBound) {
-    Aggregator agg(options(2, 1 << 16));
-    agg.add(insert(1, "10.0.0.1"));
-    agg.add(insert(2, "10.0.0.2"));
-    agg.add(insert(3, "10.0.0.3"));  // past the cap: other()
-    agg.add(insert(4, "10.0.0.4"));  // past the cap: other()
-    EXPECT_EQ(agg.source_count(), 2u);
-    EXPECT_NE(agg.source(addr("10.0.0.1")), nullptr);
-    EXPECT_NE(agg.source(addr("10.0.0.2")), nullptr);
-    EXPECT_EQ(agg.source(addr("10.0.0.3")), nullptr);
-    EXPECT_EQ(agg.source(addr("10.0.0.4")), nullptr);
-    EXPECT_EQ(agg.other().inserts, 2u);
-    EXPECT_EQ(agg.other().entries, 2);
-    EXPECT_EQ(agg.live_entries(), 4u);
-
-    // Sources already tracked keep being tracked.
-    agg.add(insert(5, "10.0.0.1"));
-    EXPECT_EQ(src_of(agg, "10.0.0.1").inserts, 2u);
-    EXPECT_EQ(agg.other().inserts, 2u);
-
-    // Occupancy of entries owned by other() is kept there.
-    agg.add(destroy(3, "10.0.0.3"));
-    EXPECT_EQ(agg.other().entries, 1);
-    EXPECT_EQ(agg.other().destroys, 1u);
-    agg.add(early_drop(4, "10.0.0.4"));
-    EXPECT_EQ(agg.other().entries, 0);
-    EXPECT_EQ(agg.other().early_drops, 1u);
-
-    // Every other kind of event from a new source lands in other() too.
-    agg.add(drop("10.0.0.5", "10.99.0.1", 80, IPPROTO_TCP));
-    agg.add(destroy(99, "10.0.0.6"));
-    agg.add(insert_failed(98, "10.0.0.7"));
-    agg.add(early_drop(97, "fd00::8"));
-    EXPECT_EQ(agg.other().drops, 1u);
-    EXPECT_EQ(agg.other().destroys, 2u);
-    EXPECT_EQ(agg.other().insert_failed, 1u);
-    EXPECT_EQ(agg.other().early_drops, 2u);
-    EXPECT_EQ(agg.source_count(), 2u);
-    EXPECT_EQ(agg.top_sources(SortKey::Inserts, 10, 0).size(), 2u);
-    EXPECT_EQ(agg.live_entries(), 3u);
-
-    // Many more sources: the count never exceeds the cap.
+    Aggregator agg(options(16, 1 << 10));
+    // One heavy source, then 300 distinct light ones: tracking stays at 16 sources, the
+    // heavy one (50 > total/capacity = 350/16) is kept with exact figures, and nothing is
+    // lost from the totals.
+    for (uint64_t ct = 1; ct <= 50; ++ct) agg.add(insert(ct, "10.0.0.1"));
     for (uint64_t i = 0; i < 300; ++i)
         agg.add(insert(1000 + i, "10.1." + std::to_string(i / 256) + "." + std::to_string(i % 256)));
-    EXPECT_EQ(agg.source_count(), 2u);
-    EXPECT_EQ(agg.other().inserts, 302u);
-    EXPECT_EQ(agg.other().entries, 300);
-    EXPECT_EQ(agg.live_entries(), 303u);
+    EXPECT_EQ(agg.source_count(), 16u);
+    EXPECT_EQ(agg.source_capacity(), 16u);
+    const SourceStats& heavy = src_of(agg, "10.0.0.1");
+    EXPECT_EQ(heavy.inserts, 50u);
+    EXPECT_EQ(heavy.entries, 50);
+    EXPECT_EQ(heavy.activity_error, 0u);
+    EXPECT_EQ(agg.top_sources(SortKey::Inserts, 1, 0)[0]->addr, addr("10.0.0.1"));
+
+    uint64_t inserts = agg.other().inserts;
+    int64_t entries = agg.other().entries;
+    for (const auto* s : agg.top_sources(SortKey::Inserts, 100, 0)) {
+        inserts += s->inserts;
+        entries += s->entries;
+    }
+    EXPECT_EQ(inserts, 350u);
+    EXPECT_EQ(entries, 350);
+    EXPECT_EQ(agg.live_entries(), 350u);
+    // Any untracked source had at most this many events (Space-Saving: <= total/capacity).
+    EXPECT_LE(agg.untracked_bound(), 350u / 16);
+
+    // Entries of an evicted source stay with other(): their destroys come off there, even
+    // if the same address is tracked again later.
+    agg.add(destroy(1000, "10.1.0.0"));
+    EXPECT_EQ(agg.other().destroys + (agg.source(addr("10.1.0.0")) ? agg.source(addr("10.1.0.0"))->destroys : 0), 1u);
+    for (uint64_t ct = 1001; ct < 1300; ++ct) {
+        const std::string a = "10.1." + std::to_string((ct - 1000) / 256) + "." + std::to_string((ct - 1000) % 256);
+        agg.add(destroy(ct, a));
+    }
+    for (uint64_t ct = 1; ct <= 50; ++ct) agg.add(destroy(ct, "10.0.0.1"));
+    int64_t left = agg.other().entries;
+    for (const auto* s : agg.top_sources(SortKey::Inserts, 100, 0)) {
+        EXPECT_GE(s->entries, 0) << s->addr.to_string();
+        left += s->entries;
+    }
+    EXPECT_EQ(left, 0);
+    EXPECT_EQ(agg.live_entries(), 0u);
 }
 
-TEST(Aggregator, MaxSourcesZeroSendsEverythingToOther) {
-    Aggregator agg(options(0, 0));
-    agg.add(insert(1, "10.0.0.1"));
-    agg.add(drop("10.0.0.1", "10.99.0.1", 80, IPPROTO_TCP));
-    EXPECT_EQ(agg.source_count(), 0u);
-    EXPECT_EQ(agg.other().inserts, 1u);
-    EXPECT_EQ(agg.other().drops, 1u);
-    EXPECT_EQ(agg.top_destinations(10).size(), 0u);
-    agg.add(destroy(1, "10.0.0.1"));
-    EXPECT_EQ(agg.other().entries, 0);
-    EXPECT_EQ(agg.live_entries(), 0u);
+TEST(Aggregator, ZeroCapacityIsRejected) {
+    EXPECT_THROW(Aggregator(options(0, 16)), std::invalid_argument);
+    EXPECT_THROW(Aggregator(options(16, 0)), std::invalid_argument);
 }
 
 TEST(Aggregator, SeenCountsEachKind) {
@@ -735,7 +722,7 @@ TEST(Aggregator, SeenCountsEachKind) {
 
 TEST(Aggregator, DefaultOptions) {
     const Aggregator::Options o;
-    EXPECT_EQ(o.max_sources, size_t{1} << 20);
+    EXPECT_EQ(o.max_sources, size_t{1} << 16);
     EXPECT_EQ(o.max_destinations, size_t{1} << 16);
 }
 

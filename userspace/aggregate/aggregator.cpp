@@ -42,13 +42,35 @@ size_t DestKeyHash::operator()(const DestKey& k) const noexcept {
     return AddressHash{}(k.addr) ^ (size_t{k.port} << 17) ^ (size_t{k.proto} << 40);
 }
 
-SourceStats& Aggregator::source_for(const Address& a) {
-    auto it = sources_.find(a);
-    if (it != sources_.end()) return it->second;
-    if (sources_.size() >= opt_.max_sources) return other_;
-    auto& s = sources_[a];
-    s.addr = a;
-    return s;
+Aggregator::Aggregator(Options opt) : opt_(opt), sources_(opt.max_sources), dests_(opt.max_destinations) {}
+
+namespace {
+// What an evicted source did stays in the totals, under other().
+void fold(SourceStats& into, const SourceStats& from) {
+    into.inserts += from.inserts;
+    into.drops += from.drops;
+    into.early_drops += from.early_drops;
+    into.destroys += from.destroys;
+    into.insert_failed += from.insert_failed;
+    into.entries += from.entries;
+    into.baseline += from.baseline;
+}
+}  // namespace
+
+SourceStats& Aggregator::track(const Address& a, uint64_t weight) {
+    auto& e = sources_.add(a, weight, [&](const Sources::Entry& old) { fold(other_, old.payload); });
+    if (e.payload.epoch == 0) {  // a new slot (or one taken over): start this key's period
+        e.payload.addr = a;
+        e.payload.epoch = next_epoch_++;
+        e.payload.activity_error = e.error;
+    }
+    return e.payload;
+}
+
+SourceStats& Aggregator::owner(const Owner& o) {
+    auto* e = sources_.find(o.addr);
+    // Same key, same period: still tracked. Otherwise its entries were folded into other().
+    return e && e->payload.epoch == o.epoch ? e->payload : other_;
 }
 
 void Aggregator::add(const Event& e) {
@@ -56,34 +78,36 @@ void Aggregator::add(const Event& e) {
     if (k < seen_.size()) seen_[k]++;
     switch (e.kind) {
         case EventKind::Insert: {
-            SourceStats& s = source_for(e.src);
+            SourceStats& s = track(e.src, 1);
             s.inserts++;
             s.entries++;
             s.insert_rate.add(e.ts_ns / 1'000'000'000ull);
-            live_[e.ct_id] = &s;
+            live_[e.ct_id] = Owner{s.addr, s.epoch};
             break;
         }
         case EventKind::InsertFailed: {
             // The insert was announced before confirm refused it: take it back.
             auto it = live_.find(e.ct_id);
-            SourceStats& s = it != live_.end() ? *it->second : source_for(e.src);
             if (it != live_.end()) {
+                SourceStats& s = owner(it->second);
                 s.entries--;
                 if (s.inserts) s.inserts--;
                 // The insert was counted in the second it was announced, close to this one.
                 s.insert_rate.remove(e.ts_ns / 1'000'000'000ull);
+                s.insert_failed++;
                 live_.erase(it);
+            } else {
+                auto* f = sources_.find(e.src);
+                (f ? f->payload : other_).insert_failed++;
             }
-            s.insert_failed++;
             break;
         }
         case EventKind::Drop: {
-            source_for(e.src).drops++;
-            DestKey key{e.dst, e.dport, e.proto};
-            auto it = dests_.find(key);
-            if (it == dests_.end() && dests_.size() < opt_.max_destinations)
-                it = dests_.emplace(key, DestStats{key, 0}).first;
-            (it != dests_.end() ? it->second : other_dest_).drops++;
+            track(e.src, 1).drops++;
+            const DestKey key{e.dst, e.dport, e.proto};
+            auto& d = dests_.add(key, 1, [&](const Dests::Entry& old) { other_dest_.drops += old.payload.drops; });
+            d.payload.key = key;
+            d.payload.drops++;
             break;
         }
         case EventKind::EarlyDrop:
@@ -91,12 +115,13 @@ void Aggregator::add(const Event& e) {
             auto it = live_.find(e.ct_id);
             SourceStats* s = nullptr;
             if (it != live_.end()) {
-                s = it->second;
+                s = &owner(it->second);
                 s->entries--;
                 live_.erase(it);
             } else {
                 // Inserted before we started: part of the baseline, if one was taken.
-                s = &source_for(e.src);
+                auto* f = sources_.find(e.src);
+                s = f ? &f->payload : &other_;
                 if (s->baseline > 0) {
                     s->baseline--;
                     s->entries--;
@@ -110,20 +135,21 @@ void Aggregator::add(const Event& e) {
 }
 
 void Aggregator::add_baseline(const Address& a, int64_t entries) {
-    SourceStats& s = source_for(a);
+    if (entries <= 0) return;
+    SourceStats& s = track(a, static_cast<uint64_t>(entries));
     s.baseline += entries;
     s.entries += entries;
 }
 
 const SourceStats* Aggregator::source(const Address& a) const {
-    auto it = sources_.find(a);
-    return it == sources_.end() ? nullptr : &it->second;
+    auto* e = sources_.find(a);
+    return e ? &e->payload : nullptr;
 }
 
 std::vector<const SourceStats*> Aggregator::top_sources(SortKey key, size_t n, uint64_t now_sec) const {
     std::vector<const SourceStats*> v;
     v.reserve(sources_.size());
-    for (auto& [a, s] : sources_) v.push_back(&s);
+    sources_.for_each([&](const Sources::Entry& e) { v.push_back(&e.payload); });
     // Primary key, then a secondary one so that sources equal on the first (e.g. all idle
     // in the last second) still come out in a useful order, then the address.
     auto metric = [&](const SourceStats* s) -> std::pair<double, double> {
@@ -149,7 +175,8 @@ std::vector<const SourceStats*> Aggregator::top_sources(SortKey key, size_t n, u
 
 std::vector<const DestStats*> Aggregator::top_destinations(size_t n) const {
     std::vector<const DestStats*> v;
-    for (auto& [k, d] : dests_) v.push_back(&d);
+    v.reserve(dests_.size());
+    dests_.for_each([&](const Dests::Entry& e) { v.push_back(&e.payload); });
     auto better = [](const DestStats* a, const DestStats* b) {
         if (a->drops != b->drops) return a->drops > b->drops;
         return std::tie(a->key.addr.family, a->key.addr.bytes, a->key.port, a->key.proto) <

@@ -109,10 +109,17 @@ void WatchModel::rows(Snapshot& snap, const Aggregator& agg, const ModelOptions&
         r.rate_1s = s->insert_rate.rate(now_sec, 1);
         r.rate_10s = s->insert_rate.rate(now_sec, 10);
         r.entries = s->entries;
+        r.activity_error = s->activity_error;
         r.share = count_sum > 0 ? static_cast<double>(s->entries) / static_cast<double>(count_sum) : 0;
         for (unsigned i = 0; i < 60; ++i) r.trend[i] = s->insert_rate.at(now_sec, now_sec - 60 + i);
         snap.sources.push_back(r);
     }
+    snap.tracked = agg.source_count();
+    snap.capacity = agg.source_capacity();
+    snap.untracked_bound = agg.untracked_bound();
+    snap.other_inserts = agg.other().inserts;
+    snap.other_drops = agg.other().drops;
+    snap.other_entries = agg.other().entries;
     for (const DestStats* d : agg.top_destinations(opt.top))
         if (d->drops > 0) snap.destinations.push_back({d->key.addr, d->key.port, d->key.proto, d->drops});
 
@@ -174,7 +181,12 @@ nlohmann::json to_json(const Snapshot& s) {
                                 {"share", r.share},
                                 {"drops", r.drops},
                                 {"early_drops", r.early_drops},
+                                {"activity_error", r.activity_error},
                                 {"trend", r.trend}});
+    j["tracking"] = {{"sources", s.tracked},
+                     {"capacity", s.capacity},
+                     {"untracked_bound", s.untracked_bound},
+                     {"other", {{"inserts", s.other_inserts}, {"drops", s.other_drops}, {"entries", s.other_entries}}}};
     j["destinations"] = json::array();
     for (const auto& d : s.destinations)
         j["destinations"].push_back(

@@ -23,6 +23,7 @@ struct SourceRow {
     double rate_1s = 0, rate_10s = 0;
     int64_t entries = 0;
     double share = 0;                 // entries / table count
+    uint64_t activity_error = 0;      // events it may have had before it was tracked
     std::array<uint32_t, 60> trend{};  // inserts per second, oldest first
 };
 
@@ -56,6 +57,12 @@ struct Snapshot {
     KernelTotals totals;
     std::vector<SourceRow> sources;
     std::vector<DestRow> destinations;
+    // Bounded tracking: how many sources are tracked of how many at most, the most activity
+    // any untracked source can have had, and what evicted/untracked sources did.
+    size_t tracked = 0, capacity = 0;
+    uint64_t untracked_bound = 0;
+    uint64_t other_inserts = 0, other_drops = 0;
+    int64_t other_entries = 0;
     Level level = Level::Ok;
     std::vector<std::string> alerts;  // what is wrong and what to do
 };

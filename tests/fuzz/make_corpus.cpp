@@ -1,0 +1,70 @@
+// Writes the seed corpus for fuzz_recording_reader: a few small valid recordings and the
+// damaged shapes the reader must survive. Usage: make_corpus DIR
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+
+#include "ctbpf/recording.h"
+
+using namespace ctbpf;
+
+static Event event(uint32_t i, bool v6) {
+    Event e;
+    e.kind = EventKind(1 + i % 5);
+    e.reason = e.kind == EventKind::Destroy ? Reason::Timeout : Reason::None;
+    e.ts_ns = 1000000000ull + i * 1000;
+    e.ct_id = 0xabc0 + i;
+    e.netns = 4026531840u;
+    e.proto = 6;
+    e.sport = uint16_t(40000 + i);
+    e.dport = 443;
+    e.src = *Address::parse(v6 ? "2001:db8::1" : "10.0.0.1");
+    e.dst = *Address::parse(v6 ? "2001:db8::2" : "10.0.0.2");
+    return e;
+}
+
+static RecordingHeader header() {
+    RecordingHeader h;  // fixed values: the corpus should not change from run to run
+    h.created_wall_ns = 1700000000000000000;
+    h.mono_to_wall_ns = 1690000000000000000;
+    h.hostname = "host";
+    h.kernel_release = "6.1.0";
+    h.backend = "tracepoint";
+    h.netns = {{"self", 4026531840u}};
+    h.ring_bytes = 8 << 20;
+    h.wakeup_bytes = 256 << 10;
+    return h;
+}
+
+static void write(const std::string& path, uint32_t events, bool v6, bool close,
+                  size_t per_frame = 4096) {
+    WriterOptions o;
+    o.max_frame_events = per_frame;
+    RecordingWriter w(path, header(), o);
+    for (uint32_t i = 0; i < events; ++i) w.add_event(encode_event(event(i, v6)));
+    w.add_snapshot({1000005000ull, {5, 1, 0, 0, 0, 2, 0}, {{4026531840u, 3, 262144, 65536}}});
+    w.add_marker("trigger fired: fill>=90%", 1000006000ull);
+    if (close) w.close({5, 1, 0, 1, 0, 2, 0});
+}
+
+static std::string load(const std::string& p) {
+    std::ifstream in(p, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), {}};
+}
+
+int main(int argc, char** argv) {
+    if (argc != 2) return 2;
+    const std::string d = argv[1];
+    std::filesystem::create_directories(d);
+    write(d + "/clean_v4.ctrec", 8, false, true);
+    write(d + "/clean_v6_small_frames.ctrec", 10, true, true, 4);
+    write(d + "/crashed_no_end.ctrec", 6, false, false);
+    { RecordingWriter w(d + "/header_only.ctrec", header()); }
+
+    std::string s = load(d + "/clean_v4.ctrec");
+    std::ofstream(d + "/truncated.ctrec", std::ios::binary) << s.substr(0, s.size() - 20);
+    s = load(d + "/clean_v6_small_frames.ctrec");
+    s[s.size() / 2] ^= 0x40;  // a damaged frame in the middle
+    std::ofstream(d + "/flipped_byte.ctrec", std::ios::binary) << s;
+}
