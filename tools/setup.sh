@@ -36,6 +36,8 @@ pkgs=(build-essential cmake pkg-config clang llvm libelf-dev zlib1g-dev
       googletest libgtest-dev libgmock-dev libbenchmark-dev)
 # What the tests drive: real conntrack in network namespaces.
 pkgs+=(nftables conntrack iproute2 procps kmod util-linux tmux)
+# The SVG flame graph is checked in a real browser.
+pkgs+=(chromium)
 apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
 apt-get install -y -qq --no-install-recommends -t bookworm-backports libbpf-dev bpftool >/dev/null
 

@@ -14,7 +14,7 @@
 namespace ctbpf {
 
 enum class EventKind : uint8_t { Insert = 1, Drop = 2, EarlyDrop = 3, InsertFailed = 4, Destroy = 5 };
-enum class Reason : uint8_t { None = 0, Timeout = 1, Deleted = 2, ClashDrop = 3, ClashResolved = 4 };
+enum class Reason : uint8_t { None = 0, Timeout = 1, Deleted = 2, ClashDrop = 3, ClashResolved = 4, TableFull = 5, NoEntry = 6 };
 
 std::string_view kind_name(EventKind k);
 std::string_view reason_name(Reason r);

@@ -32,6 +32,9 @@ enum ctbpf_reason {
 	/* insert_failed */
 	CTBPF_R_CLASH_DROP = 3,     /* clash with an existing entry, packet dropped (kernel: insert_failed) */
 	CTBPF_R_CLASH_RESOLVED = 4, /* clash resolved by reusing the existing entry (kernel: clashres) */
+	/* drop: set by user space, which can read the table's fill (see docs/ARCHITECTURE.md) */
+	CTBPF_R_TABLE_FULL = 5,
+	CTBPF_R_NO_ENTRY = 6,       /* dropped while the table was not seen full */
 };
 
 /* Per-CPU counters kept in the kernel: exact totals even when the ring buffer overflows. */

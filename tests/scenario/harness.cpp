@@ -176,8 +176,8 @@ Ctbpf::Ctbpf(const std::vector<std::string>& args, const std::string& subcommand
     if (pid_ == 0) {
         dup2(o[1], 1);
         dup2(e[1], 2);
-        std::vector<char*> argv{const_cast<char*>(CTBPF_BIN), const_cast<char*>(subcommand.c_str()),
-                                const_cast<char*>("--json")};
+        std::vector<char*> argv{const_cast<char*>(CTBPF_BIN), const_cast<char*>(subcommand.c_str())};
+        if (subcommand == "events" || subcommand == "watch") argv.push_back(const_cast<char*>("--json"));
         for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
         argv.push_back(nullptr);
         execv(CTBPF_BIN, argv.data());
@@ -200,6 +200,25 @@ Ctbpf::~Ctbpf() {
     }
     if (out_fd_ >= 0) close(out_fd_);
     if (err_fd_ >= 0) close(err_fd_);
+}
+
+void Ctbpf::kill9() {
+    usleep(100000);
+    kill(pid_, SIGKILL);
+    pump(out_fd_, err_fd_, out_, err_, 10000);
+    out_fd_ = err_fd_ = -1;
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+}
+
+void Ctbpf::stop_plain() {
+    kill(pid_, SIGTERM);
+    pump(out_fd_, err_fd_, out_, err_, 30000);
+    out_fd_ = err_fd_ = -1;
+    int st = 0;
+    waitpid(pid_, &st, 0);
+    pid_ = -1;
+    status_ = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 void Ctbpf::stop() {

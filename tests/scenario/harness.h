@@ -63,7 +63,7 @@ protected:
     void SetUp() override;
 };
 
-// `ctbpf SUBCOMMAND --json ...` as a child; the constructor returns once it says on stderr
+// `ctbpf SUBCOMMAND [--json] ...` as a child (--json for events and watch); the constructor returns once it says on stderr
 // that it is watching.
 class Ctbpf {
 public:
@@ -73,6 +73,8 @@ public:
     ~Ctbpf();
     // SIGTERM, wait, parse: every line but the last is an event, the last the summary.
     void stop();
+    void stop_plain();  // SIGTERM and wait; output not parsed (record)
+    void kill9();       // SIGKILL: what a crash leaves behind
     const std::vector<nlohmann::json>& events() const { return events_; }
     const nlohmann::json& summary() const { return summary_; }
     int exit_status() const { return status_; }

@@ -292,11 +292,11 @@ TEST(Decode, FamilyZeroIsAcceptedAsUnknownAddress) {
 
 TEST(Decode, RejectsUnknownReason) {
     auto rec = encode_event(ipv6_event());
-    for (int r : {5, 6, 100, 255}) {
+    for (int r : {7, 8, 100, 255}) {
         rec[kOffReason] = std::byte(r);
         EXPECT_FALSE(decode_event(rec).has_value()) << "reason " << r;
     }
-    for (int r = 0; r <= 4; ++r) {
+    for (int r = 0; r <= 6; ++r) {
         rec[kOffReason] = std::byte(r);
         auto d = decode_event(rec);
         ASSERT_TRUE(d.has_value()) << "reason " << r;
@@ -516,6 +516,8 @@ TEST(Names, ReasonName) {
     EXPECT_EQ(ctbpf::reason_name(Reason::Deleted), "deleted");
     EXPECT_EQ(ctbpf::reason_name(Reason::ClashDrop), "clash_drop");
     EXPECT_EQ(ctbpf::reason_name(Reason::ClashResolved), "clash_resolved");
+    EXPECT_EQ(ctbpf::reason_name(Reason::TableFull), "table_full");
+    EXPECT_EQ(ctbpf::reason_name(Reason::NoEntry), "no_entry");
     EXPECT_EQ(ctbpf::reason_name(static_cast<Reason>(77)), "unknown");
 }
 

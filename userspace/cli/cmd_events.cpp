@@ -12,6 +12,7 @@
 #include "ctbpf/aggregator.h"
 #include "ctbpf/decode.h"
 #include "ctbpf/error.h"
+#include "ctbpf/recording.h"
 #include "format.h"
 #include "fullness.h"
 #include "loop.h"
@@ -31,7 +32,38 @@ bool flush(fmt::memory_buffer& b) {
 
 }  // namespace
 
+// `ctbpf events --from FILE`: the events of a recording, in the same format as live.
+int events_from_file(const EventsArgs& a) {
+    RecordingReader r(a.from);
+    Aggregator agg;
+    fmt::memory_buffer out;
+    Frame f;
+    uint64_t first = 0, last = 0;
+    KernelTotals totals;
+    while (r.next(f)) {
+        if (f.type == FrameType::Snapshot) totals = f.snapshot.totals;
+        if (f.type == FrameType::End) totals = f.end.totals;
+        if (f.type != FrameType::Events) continue;
+        for (const Event& e : f.events) {
+            if (a.json) format_event_json(out, e, reason_name(e.reason));
+            else format_event_text(out, e, reason_name(e.reason));
+            agg.add(e);
+            if (!first) first = e.ts_ns;
+            last = e.ts_ns;
+        }
+        if (!flush(out)) return 0;
+    }
+    for (const auto& w : r.warnings()) fmt::print(stderr, "ctbpf: warning: {}\n", w);
+    BackendChoice choice{parse_backend(r.header().backend).value_or(Backend::Tracepoint), "recorded"};
+    SummaryInput in{choice, r.header().netns, totals, agg, static_cast<double>(last - first) / 1e9,
+                    last / 1'000'000'000ull + 1, a.top, 0};
+    fmt::format_to(std::back_inserter(out), "{}", a.json ? format_summary_json(in) : format_summary_text(in));
+    flush(out);
+    return 0;
+}
+
 int cmd_events(const EventsArgs& a) {
+    if (!a.from.empty()) return events_from_file(a);
     const auto backend = parse_backend(a.backend);
     if (!backend) throw Error(fmt::format("unknown backend '{}': use auto, fentry, kprobe or tracepoint", a.backend), 2);
     if (a.duration_s && *a.duration_s <= 0) throw Error("--duration must be positive", 2);

@@ -17,6 +17,7 @@ struct EventsArgs {
     size_t top = 20;
     size_t ring_mib = 8;
     bool verbose = false;
+    std::string from;  // a recording to read instead of the live kernel
 };
 
 struct WatchArgs {
@@ -29,13 +30,37 @@ struct WatchArgs {
     size_t capacity = 1 << 16;  // sources tracked at most
 };
 
+struct RecordArgs {
+    std::string output;
+    std::string duration, max_size, rotate, pre = "60s", post = "60s";
+    size_t keep = 5;
+    std::vector<std::string> triggers, netns;
+    std::string backend = "auto";
+    size_t ring_mib = 8;
+};
+
+struct ReportArgs {
+    std::string file;
+    bool json = false;
+    size_t top = 10;
+};
+
+struct ExportArgs {
+    std::string file, format = "folded", metric = "inserts", by, output, diff, duration;
+    bool live = false;
+    std::vector<std::string> netns;
+};
+
 struct StatusArgs {
     bool json = false;
 };
 
 int cmd_events(const EventsArgs& a);
 int cmd_status(const StatusArgs& a);
-int cmd_watch(const WatchArgs& a);  // cmd_status.cpp
+int cmd_watch(const WatchArgs& a);
+int cmd_record(const RecordArgs& a);
+int cmd_report(const ReportArgs& a);
+int cmd_export(const ExportArgs& a);  // cmd_status.cpp
 int cmd_probe(bool json);
 
 }  // namespace ctbpf::cli

@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
     events->add_option("--ring-mib", ev.ring_mib, "BPF ring buffer size in MiB (power of two)")
         ->check(CLI::Range(1, 1024));
     events->add_flag("--verbose", ev.verbose, "show libbpf's messages");
+    events->add_option("--from", ev.from, "read the events of a recording (ctbpf record) instead");
 
     bool probe_json = false;
     auto* probe = app.add_subcommand("probe", "what this kernel offers and which backend auto-selection picks");
@@ -47,6 +48,42 @@ int main(int argc, char** argv) {
                       "count entries that predate ctbpf with one netlink dump: auto (if <= 250k entries), on, off")
         ->check(CLI::IsMember({"auto", "on", "off"}));
     watch->add_option("--capacity", wa.capacity, "most sources tracked (bounds memory)")->check(CLI::Range(16, 1 << 26));
+
+    RecordArgs ra;
+    auto* record = app.add_subcommand("record", "record every event and a per-second snapshot to a file");
+    record->add_option("-o,--output", ra.output, "recording file (created with mode 0600)")->required();
+    record->add_option("--duration", ra.duration, "stop after this long (e.g. 30s, 10m, 8h)");
+    record->add_option("--max-size", ra.max_size, "stop when the file reaches this size (e.g. 512M)");
+    record->add_option("--trigger", ra.triggers, "write only around incidents: fill>=N%, drops, or both "
+                                                 "joined with ',' (repeatable; any fires)");
+    record->add_option("--pre", ra.pre, "with --trigger: seconds kept in memory before it fires (default 60s)");
+    record->add_option("--post", ra.post, "with --trigger: go on this long after it stops firing (default 60s)");
+    record->add_option("--rotate", ra.rotate, "start a new file at this size, keeping --keep old ones");
+    record->add_option("--keep", ra.keep, "rotated files kept (FILE.1 ... FILE.N)")->check(CLI::Range(1, 1000));
+    record->add_option("--netns", ra.netns, "network namespace to watch (repeatable)");
+    record->add_option("--backend", ra.backend, "attach method")->check(CLI::IsMember({"auto", "fentry", "kprobe", "tracepoint"}));
+    record->add_option("--ring-mib", ra.ring_mib, "BPF ring buffer size in MiB (power of two)")->check(CLI::Range(1, 1024));
+
+    ReportArgs rp;
+    auto* report = app.add_subcommand("report", "the incident summary of a recording");
+    report->add_option("file", rp.file, "recording file")->required();
+    report->add_flag("--json", rp.json, "as one JSON object");
+    report->add_option("--top", rp.top, "sources and destinations listed")->check(CLI::Range(1, 10000));
+
+    ExportArgs ex;
+    ex.by = "netns,proto,src/16,src/24,src,dport";
+    auto* exp = app.add_subcommand("export", "flame-style per-source summaries of a recording (or --live)");
+    exp->add_option("file", ex.file, "recording file");
+    exp->add_option("--format", ex.format, "folded, speedscope, svg, jsonl or csv")
+        ->check(CLI::IsMember({"folded", "speedscope", "svg", "jsonl", "csv"}));
+    exp->add_option("--metric", ex.metric, "inserts, drops or entries (live at the end)")
+        ->check(CLI::IsMember({"inserts", "drops", "entries"}));
+    exp->add_option("--by", ex.by, "hierarchy, outermost first (default netns,proto,src/16,src/24,src,dport)");
+    exp->add_option("-o,--output", ex.output, "write here instead of standard output");
+    exp->add_option("--diff", ex.diff, "baseline recording: a differential flame graph / folded diff");
+    exp->add_flag("--live", ex.live, "capture now instead of reading a file");
+    exp->add_option("--duration", ex.duration, "with --live: how long (default 10s)");
+    exp->add_option("--netns", ex.netns, "with --live: network namespace to watch (repeatable)");
 
     StatusArgs st;
     auto* status = app.add_subcommand("status", "one-shot health report of the conntrack table, with advice; "
@@ -71,6 +108,9 @@ int main(int argc, char** argv) {
         if (*probe) return cmd_probe(probe_json);
         if (*status) return cmd_status(st);
         if (*watch) return cmd_watch(wa);
+        if (*record) return cmd_record(ra);
+        if (*report) return cmd_report(rp);
+        if (*exp) return cmd_export(ex);
     } catch (const ctbpf::Error& e) {
         fmt::print(stderr, "ctbpf: {}\n", e.what());
         return e.exit_code();

@@ -27,6 +27,8 @@ std::string_view reason_name(Reason r) {
         case Reason::Deleted: return "deleted";
         case Reason::ClashDrop: return "clash_drop";
         case Reason::ClashResolved: return "clash_resolved";
+        case Reason::TableFull: return "table_full";
+        case Reason::NoEntry: return "no_entry";
     }
     return "unknown";
 }
@@ -81,7 +83,7 @@ std::optional<Event> decode_event(std::span<const std::byte> record) {
     std::memcpy(&raw, record.data(), sizeof raw);
     if (raw.kind < CTBPF_EV_INSERT || raw.kind > CTBPF_EV_DESTROY) return std::nullopt;
     if (raw.family != AF_INET && raw.family != AF_INET6 && raw.family != 0) return std::nullopt;
-    if (raw.reason > CTBPF_R_CLASH_RESOLVED) return std::nullopt;
+    if (raw.reason > CTBPF_R_NO_ENTRY) return std::nullopt;
 
     Event e;
     e.kind = static_cast<EventKind>(raw.kind);

@@ -1,0 +1,183 @@
+// `ctbpf record` and `ctbpf report` on a real incident: round trip against a live session
+// and the kernel's counters, a recorder killed with SIGKILL, a trigger, a full disk.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <thread>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include "harness.h"
+
+using namespace scenario;
+using nlohmann::json;
+
+namespace {
+
+using Record = PrivilegedTest;
+
+std::string tmp_path(const std::string& name) {
+    return fmt::format("/tmp/ctbpf-test-{}-{}.ctbpf", name, getpid());
+}
+
+std::vector<json> lines_of(const std::string& out) {
+    std::vector<json> v;
+    std::istringstream in(out);
+    for (std::string l; std::getline(in, l);)
+        if (!l.empty()) v.push_back(json::parse(l));
+    return v;
+}
+
+// What identifies an event across two sessions (each stamps its own ts and cpu).
+std::vector<std::string> identities(const std::vector<json>& events) {
+    std::vector<std::string> ids;
+    for (const auto& e : events)
+        if (e["type"] != "summary")
+            ids.push_back(fmt::format("{} {} {} {} {} {}", e["type"].get<std::string>(), e["src"].get<std::string>(),
+                                      e["dst"].get<std::string>(), e["sport"].get<int>(), e["dport"].get<int>(),
+                                      e["reason"].get<std::string>()));
+    std::sort(ids.begin(), ids.end());
+    return ids;
+}
+
+}  // namespace
+
+TEST_F(Record, RoundTripMatchesALiveSessionAndTheKernel) {
+    Netns ns("rec");
+    ConntrackMax max(300);
+    const std::string file = tmp_path("roundtrip");
+    Ctbpf live({"--netns", ns.name()});
+    Ctbpf rec({"-o", file, "--netns", ns.name()}, "record");
+    const auto before = ns.stat();
+    loadgen(ns, "--flows 150 --src 127.0.1.1 --src 127.0.1.2 --src 127.0.1.3");
+    loadgen(ns, "--flows 20 --src 127.0.1.9 --port 3908");
+    const auto after = ns.stat();
+    // Snapshots come once a second: let one see the full table, and one the flush.
+    std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+    ns.exec("conntrack -F 2>/dev/null");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+    live.stop();
+    rec.stop_plain();
+    ASSERT_EQ(rec.exit_status(), 0) << rec.stderr_text();
+
+    struct stat st {};
+    ASSERT_EQ(stat(file.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+
+    const auto replay = sh(fmt::format("{} events --from {} --json", CTBPF_BIN, file));
+    ASSERT_EQ(replay.status, 0) << replay.err;
+    const auto recorded = lines_of(replay.out);
+    ASSERT_FALSE(recorded.empty());
+    EXPECT_EQ(identities(recorded), identities(live.events()));
+
+    const auto rep = sh(fmt::format("{} report --json {}", CTBPF_BIN, file));
+    ASSERT_EQ(rep.status, 0) << rep.err;
+    const json r = json::parse(rep.out);
+    const long long drops = delta(before, after, "drop"), early = delta(before, after, "early_drop");
+    ASSERT_GT(drops, 0);
+    EXPECT_TRUE(r["clean_close"].get<bool>());
+    EXPECT_EQ(r["totals"]["drop"], drops);
+    EXPECT_EQ(r["totals"]["early_drop"], early);
+    EXPECT_EQ(r["totals"]["insert"], 300 + early);
+    EXPECT_EQ(r["totals"]["destroy"], 300);
+    EXPECT_EQ(r["table"]["peak_count"], 300);
+    EXPECT_FALSE(r["first_full_ns"].is_null());
+    EXPECT_FALSE(r["drops_begin_ns"].is_null());
+    long long dest_drops = 0;
+    for (const auto& d : r["destinations"]) dest_drops += d["drops"].get<long long>();
+    EXPECT_EQ(dest_drops, drops);
+    EXPECT_EQ(r["health"], "critical");
+    // The human report reads the same file.
+    const auto text = sh(fmt::format("{} report {}", CTBPF_BIN, file));
+    EXPECT_EQ(text.status, 0);
+    EXPECT_NE(text.out.find("table first full"), std::string::npos);
+    EXPECT_NE(text.out.find("nf_conntrack_max"), std::string::npos);
+    std::remove(file.c_str());
+}
+
+TEST_F(Record, KilledRecorderLeavesAReadableFile) {
+    Netns ns("kill");
+    const std::string file = tmp_path("kill9");
+    Ctbpf rec({"-o", file, "--netns", ns.name()}, "record");
+    loadgen(ns, "--flows 50 --src 127.0.1.1");
+    // Frames are written once their oldest event is a second old.
+    std::this_thread::sleep_for(std::chrono::milliseconds(1600));
+    rec.kill9();
+
+    const auto rep = sh(fmt::format("{} report --json {}", CTBPF_BIN, file));
+    ASSERT_EQ(rep.status, 0) << rep.err;
+    const json r = json::parse(rep.out);
+    EXPECT_FALSE(r["clean_close"].get<bool>());
+    EXPECT_EQ(r["events"], 50);  // nothing before the last flush is lost
+    EXPECT_EQ(r["top_by_inserts"][0]["addr"], "127.0.1.1");
+    EXPECT_EQ(r["top_by_inserts"][0]["inserts"], 50);
+    std::remove(file.c_str());
+}
+
+TEST_F(Record, TriggerWritesThePreBufferAndTheIncident) {
+    Netns ns("trig");
+    ConntrackMax max(100);
+    const std::string file = tmp_path("trigger");
+    Ctbpf rec({"-o", file, "--netns", ns.name(), "--trigger", "drops", "--pre", "30s", "--post", "1s"}, "record");
+    loadgen(ns, "--flows 40 --src 127.0.1.1");  // quiet: before the trigger, kept in memory
+    std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+    loadgen(ns, "--flows 100 --src 127.0.1.2");  // fills the table: drops fire the trigger
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+    rec.stop_plain();
+    ASSERT_EQ(rec.exit_status(), 0) << rec.stderr_text();
+    EXPECT_NE(rec.stderr_text().find("trigger fired"), std::string::npos) << rec.stderr_text();
+
+    const json r = json::parse(sh_ok(fmt::format("{} report --json {}", CTBPF_BIN, file)));
+    ASSERT_FALSE(r["markers"].empty());
+    EXPECT_NE(r["markers"][0]["text"].get<std::string>().find("trigger fired"), std::string::npos);
+    bool quiet_seen = false;
+    for (const auto& s : r["top_by_inserts"])
+        if (s["addr"] == "127.0.1.1") quiet_seen = s["inserts"] == 40;
+    EXPECT_TRUE(quiet_seen) << "the pre-trigger minute is in the file: " << r["top_by_inserts"].dump();
+    EXPECT_GT(r["totals"]["drop"].get<long long>(), 0);
+    std::remove(file.c_str());
+}
+
+TEST_F(Record, FullDiskStopsWithAClearErrorAndKeepsWhatWasWritten) {
+    const std::string dir = fmt::format("/tmp/ctbpf-test-full-{}", getpid());
+    sh_ok("mkdir -p " + dir + " && mount -t tmpfs -o size=64k tmpfs " + dir);
+    Netns ns("disk");
+    ConntrackMax max(200);
+    const std::string file = dir + "/rec.ctbpf";
+    {
+        Ctbpf rec({"-o", file, "--netns", ns.name()}, "record");
+        // A drop storm: far more events than 64 KiB holds, even compressed.
+        loadgen(ns, "--fast --port 1000 --flows 20000 --seconds 3 --src 127.0.1.1 --src 127.0.1.2");
+        std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+        rec.stop_plain();
+        EXPECT_EQ(rec.exit_status(), 1);
+        EXPECT_NE(rec.stderr_text().find("No space left on device"), std::string::npos) << rec.stderr_text();
+    }
+    const auto rep = sh(fmt::format("{} report --json {}", CTBPF_BIN, file));
+    EXPECT_EQ(rep.status, 0) << rep.err;
+    if (rep.status == 0) EXPECT_GT(json::parse(rep.out)["events"].get<long long>(), 0);
+    sh("umount " + dir + " && rmdir " + dir);
+}
+
+TEST_F(Record, BadFilesGiveOneLineErrors) {
+    const std::string foreign = tmp_path("foreign");
+    sh_ok("head -c 4096 /bin/sh > " + foreign);
+    auto r = sh(fmt::format("{} report {}", CTBPF_BIN, foreign));
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("not a ctbpf recording"), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1);
+    r = sh(fmt::format("{} report /nonexistent/file", CTBPF_BIN));
+    EXPECT_EQ(r.status, 1);
+    r = sh(fmt::format("{} record -o /nonexistent/dir/x.ctbpf --duration 1", CTBPF_BIN));
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("does not exist"), std::string::npos) << r.err;
+    r = sh(fmt::format("{} record -o {} --trigger 'fill>=150%'", CTBPF_BIN, foreign));
+    EXPECT_EQ(r.status, 2);
+    r = sh(fmt::format("{} record -o {} --max-size lots", CTBPF_BIN, foreign));
+    EXPECT_EQ(r.status, 2);
+    std::remove(foreign.c_str());
+}

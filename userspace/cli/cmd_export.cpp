@@ -1,0 +1,142 @@
+// `ctbpf export`: flame-style per-source summaries of a recording (or of a live capture):
+// which networks, then hosts, then ports fill the table, as folded stacks, speedscope JSON,
+// a self-contained SVG flame graph, JSON lines or CSV; --diff against a quiet recording.
+#include <fstream>
+#include <iostream>
+#include <unordered_map>
+
+#include <fmt/format.h>
+
+#include "commands.h"
+#include "ctbpf/error.h"
+#include "ctbpf/export.h"
+#include "ctbpf/recording.h"
+#include "format.h"
+#include "loop.h"
+#include "units.h"
+
+namespace ctbpf::cli {
+
+namespace {
+
+enum class Metric { Inserts, Drops, Entries };
+
+Metric parse_metric(const std::string& m) {
+    if (m == "inserts") return Metric::Inserts;
+    if (m == "drops") return Metric::Drops;
+    if (m == "entries") return Metric::Entries;
+    throw Error(fmt::format("--metric '{}': use inserts, drops or entries", m), 2);
+}
+
+FlowKey key_of(const Event& e) { return FlowKey{e.netns, e.proto, e.src, e.dst, e.sport, e.dport}; }
+
+// Feeds events into stacks by metric. Entries: live at the end (inserted, not yet gone).
+class Collector {
+public:
+    Collector(Metric m, StackAggregator& out) : m_(m), out_(out) {}
+    void add(const Event& e) {
+        switch (m_) {
+            case Metric::Inserts:
+                if (e.kind == EventKind::Insert) out_.add(key_of(e));
+                break;
+            case Metric::Drops:
+                if (e.kind == EventKind::Drop) out_.add(key_of(e));
+                break;
+            case Metric::Entries:
+                if (e.kind == EventKind::Insert) live_[e.ct_id] = key_of(e);
+                else if (e.kind != EventKind::Drop) live_.erase(e.ct_id);
+                break;
+        }
+    }
+    void finish() {
+        for (const auto& [id, k] : live_) out_.add(k);
+        live_.clear();
+    }
+
+private:
+    Metric m_;
+    StackAggregator& out_;
+    std::unordered_map<uint64_t, FlowKey> live_;
+};
+
+void collect_file(const std::string& path, Collector& c) {
+    RecordingReader r(path);
+    Frame f;
+    while (r.next(f))
+        if (f.type == FrameType::Events)
+            for (const Event& e : f.events) c.add(e);
+    for (const auto& w : r.warnings()) fmt::print(stderr, "ctbpf: warning: {}: {}\n", path, w);
+    c.finish();
+}
+
+}  // namespace
+
+int cmd_export(const ExportArgs& a) {
+    const Metric metric = parse_metric(a.metric);
+    const Hierarchy h = Hierarchy::parse(a.by);
+    if (a.live == !a.file.empty())
+        throw Error("give a recording file, or --live (with --duration) to capture now", 2);
+    if (a.live && !a.diff.empty()) throw Error("--diff compares two recordings: it does not go with --live", 2);
+
+    StackAggregator stacks(h);
+    Collector c(metric, stacks);
+    if (a.live) {
+        const double secs = parse_duration(a.duration.empty() ? "10s" : a.duration, "--duration");
+        block_stop_signals();
+        SessionOptions so;
+        so.netns = a.netns;
+        Session s(so, [&](std::span<const std::byte> rec) {
+            if (auto e = decode_event(rec)) c.add(*e);
+        });
+        fmt::print(stderr, "{}\nctbpf: capturing for {:g} s\n", watching_line(s), secs);
+        LoopOptions lo;
+        lo.duration = std::chrono::milliseconds(static_cast<int64_t>(secs * 1000));
+        run_loop(s, lo, [] { return true; });
+        s.drain();
+        c.finish();
+    } else {
+        collect_file(a.file, c);
+    }
+
+    std::ofstream file;
+    if (!a.output.empty()) {
+        file.open(a.output, std::ios::binary | std::ios::trunc);
+        if (!file) throw Error(fmt::format("cannot write {}", a.output));
+    }
+    std::ostream& out = a.output.empty() ? std::cout : file;
+
+    SvgOptions svg;
+    svg.metric = a.metric;
+    svg.title = fmt::format("conntrack {} by {}", a.metric, h.to_string());
+    svg.subtitle = a.live ? std::string("live capture") : a.file;
+    if (!a.diff.empty()) {
+        StackAggregator base(h);
+        Collector bc(metric, base);
+        collect_file(a.diff, bc);
+        if (a.format == "folded") write_folded_diff(out, base, stacks);
+        else if (a.format == "svg") {
+            svg.subtitle = fmt::format("{} against {}: red grew, blue shrank", a.file, a.diff);
+            write_svg_diff(out, base, stacks, svg);
+        } else {
+            throw Error("--diff writes folded (difffolded format) or svg", 2);
+        }
+    } else if (a.format == "folded") {
+        stacks.write_folded(out);
+    } else if (a.format == "speedscope") {
+        stacks.write_speedscope(out, svg.title);
+    } else if (a.format == "svg") {
+        stacks.write_svg(out, svg);
+    } else if (a.format == "jsonl") {
+        stacks.write_jsonl(out);
+    } else if (a.format == "csv") {
+        stacks.write_csv(out);
+    } else {
+        throw Error(fmt::format("--format '{}': use folded, speedscope, svg, jsonl or csv", a.format), 2);
+    }
+    out.flush();
+    if (!out) throw Error(fmt::format("writing {}: failed (disk full?)", a.output.empty() ? "standard output" : a.output));
+    if (stacks.total() == 0) fmt::print(stderr, "ctbpf: no {} in {}\n", a.metric, a.live ? "the capture" : a.file);
+    return 0;
+}
+
+}  // namespace ctbpf::cli

@@ -1,0 +1,233 @@
+// `ctbpf record`: every event plus a snapshot of the table and the exact kernel counters
+// once a second, to a recording file (docs/recording-format.md). With --trigger it keeps
+// the last --pre seconds in memory and writes only around incidents.
+#include <array>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <optional>
+
+#include <fmt/format.h>
+
+#include "commands.h"
+#include "ctbpf/error.h"
+#include "ctbpf/event.h"
+#include "ctbpf/recording.h"
+#include "format.h"
+#include "fullness.h"
+#include "loop.h"
+#include "units.h"
+
+namespace ctbpf::cli {
+
+namespace {
+
+// "fill>=90%", "drops", or several joined by ',' or '|' (any one fires).
+struct Trigger {
+    std::optional<double> fill;  // fraction
+    bool drops = false;
+    std::string text;
+
+    bool armed() const { return fill || drops; }
+    bool fires(double fill_now, int64_t new_drops) const {
+        return (fill && fill_now >= *fill) || (drops && new_drops > 0);
+    }
+};
+
+Trigger parse_triggers(const std::vector<std::string>& specs) {
+    Trigger t;
+    for (const auto& spec : specs) {
+        std::string s;
+        for (char c : spec) s += c == '|' ? ',' : c;
+        size_t start = 0;
+        while (start <= s.size()) {
+            size_t end = s.find(',', start);
+            if (end == std::string::npos) end = s.size();
+            std::string term = s.substr(start, end - start);
+            std::erase(term, ' ');
+            start = end + 1;
+            if (term.empty()) continue;
+            if (term == "drops") {
+                t.drops = true;
+            } else if (term.rfind("fill>=", 0) == 0 || term.rfind("fill>", 0) == 0) {
+                std::string num = term.substr(term[5] == '=' ? 6 : 5);
+                if (!num.empty() && num.back() == '%') num.pop_back();
+                char* e = nullptr;
+                const double v = std::strtod(num.c_str(), &e);
+                if (num.empty() || *e || v <= 0 || v > 100)
+                    throw Error(fmt::format("--trigger '{}': fill must be a percentage, e.g. fill>=90%", spec), 2);
+                t.fill = v / 100;
+            } else {
+                throw Error(fmt::format("--trigger '{}' is not understood: use fill>=N%, drops, or both "
+                                        "joined with ','", spec), 2);
+            }
+            t.text += (t.text.empty() ? "" : " or ") + term;
+        }
+    }
+    return t;
+}
+
+// FILE -> FILE.1 -> FILE.2 ... keeping `keep` old files.
+void rotate_files(const std::string& path, size_t keep) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    fs::remove(fmt::format("{}.{}", path, keep), ec);
+    for (size_t i = keep; i > 1; --i) fs::rename(fmt::format("{}.{}", path, i - 1), fmt::format("{}.{}", path, i), ec);
+    fs::rename(path, path + ".1", ec);
+    if (ec) throw Error(fmt::format("rotating {}: {}", path, ec.message()));
+}
+
+}  // namespace
+
+int cmd_record(const RecordArgs& a) {
+    const auto backend = parse_backend(a.backend);
+    if (!backend) throw Error(fmt::format("unknown backend '{}'", a.backend), 2);
+    const double duration = a.duration.empty() ? 0 : parse_duration(a.duration, "--duration");  // 0: none
+    const uint64_t max_size = a.max_size.empty() ? 0 : parse_size(a.max_size, "--max-size");
+    const uint64_t rotate = a.rotate.empty() ? 0 : parse_size(a.rotate, "--rotate");
+    const double pre = parse_duration(a.pre, "--pre"), post = parse_duration(a.post, "--post");
+    const Trigger trigger = parse_triggers(a.triggers);
+    if (rotate && max_size) throw Error("--rotate and --max-size do not go together: pick one", 2);
+    {
+        // Fail now, before attaching, if the file cannot be created.
+        const auto dir = std::filesystem::path(a.output).parent_path();
+        if (!dir.empty() && !std::filesystem::is_directory(dir))
+            throw Error(fmt::format("cannot record to {}: directory {} does not exist", a.output, dir.string()));
+    }
+
+    block_stop_signals();
+    std::unique_ptr<RecordingWriter> writer;
+    PreBuffer prebuffer(static_cast<uint64_t>(pre * 1e9), 256u << 20);
+    bool capturing = !trigger.armed();
+    std::string failure;  // a write error seen inside the ring-buffer callback
+    bool limit = false;
+    std::optional<FullnessCache> fullness;
+
+    auto on_record = [&](std::span<const std::byte> rec) {
+        if (rec.size() != 64 || !failure.empty() || limit) return;
+        // Drops get their table-full reason here, where the fill can be read (see fullness.h).
+        std::array<std::byte, 64> copy;
+        std::memcpy(copy.data(), rec.data(), 64);
+        auto* ev = reinterpret_cast<ctbpf_event*>(copy.data());
+        if (ev->kind == CTBPF_EV_DROP)
+            ev->reason = fullness->full(ev->netns, ev->ts_ns) ? CTBPF_R_TABLE_FULL : CTBPF_R_NO_ENTRY;
+        const std::span<const std::byte, 64> r(copy.data(), 64);
+        try {
+            if (!capturing) prebuffer.add_event(r);
+            else if (!writer->add_event(r)) limit = true;
+        } catch (const Error& e) {
+            failure = e.what();  // exceptions must not cross libbpf's C frames
+        }
+    };
+
+    SessionOptions so;
+    so.backend = *backend;
+    so.netns = a.netns;
+    so.ring_bytes = a.ring_mib << 20;
+    Session s(so, on_record);
+    fullness.emplace(s);
+
+    RecordingHeader header = host_header();
+    header.backend = std::string(backend_name(s.choice().backend));
+    header.netns = s.watched();
+    header.ring_bytes = so.ring_bytes;
+    header.wakeup_bytes = so.wakeup_bytes;
+    WriterOptions wo;
+    wo.max_bytes = max_size;
+    writer = std::make_unique<RecordingWriter>(a.output, header, wo);
+    fmt::print(stderr, "{}\nctbpf: recording to {}{}\n", watching_line(s), a.output,
+               trigger.armed() ? fmt::format(" when {} (keeping the last {:g} s in memory, then {:g} s after)",
+                                             trigger.text, pre, post)
+                               : std::string());
+
+    auto snapshot = [&] {
+        Snapshot snap;
+        snap.ts_ns = monotonic_ns();
+        snap.totals = s.totals();
+        for (const auto& w : s.watched()) {
+            TableState t{w.inum, 0, 0, 0};
+            if (auto tb = s.table(w.inum)) t = {w.inum, tb->count, tb->max, tb->buckets};
+            snap.tables.push_back(t);
+        }
+        return snap;
+    };
+
+    Snapshot last = snapshot();
+    uint64_t next_snap = last.ts_ns + 1'000'000'000ull, next_sync = last.ts_ns + 5'000'000'000ull;
+    uint64_t last_fire = 0;
+    int64_t drops_seen = last.totals.drop;
+    LoopOptions lo;
+    if (duration > 0) lo.duration = std::chrono::milliseconds(static_cast<int64_t>(duration * 1000));
+    run_loop(s, lo, [&] {
+        if (!failure.empty() || limit) return false;
+        try {
+            const uint64_t now = monotonic_ns();
+            if (trigger.armed()) {
+                // Checked every tick (100 ms) so a capture starts quickly.
+                const int64_t drops = s.totals().drop;
+                double fill = 0;
+                for (const auto& w : s.watched())
+                    if (auto tb = s.table(w.inum); tb && tb->max > 0)
+                        fill = std::max(fill, static_cast<double>(tb->count) / static_cast<double>(tb->max));
+                if (trigger.fires(fill, drops - drops_seen)) {
+                    if (!capturing) {
+                        writer->add_marker(fmt::format("trigger fired: {} (fill {:.1f}%, {} new drops)", trigger.text,
+                                                       fill * 100, drops - drops_seen));
+                        prebuffer.drain_into(*writer);
+                        capturing = true;
+                        fmt::print(stderr, "ctbpf: trigger fired ({}): capturing\n", trigger.text);
+                    }
+                    last_fire = now;
+                } else if (capturing && static_cast<double>(now - last_fire) / 1e9 > post) {
+                    writer->add_marker("capture ended");
+                    writer->sync();
+                    capturing = false;
+                    fmt::print(stderr, "ctbpf: capture ended; waiting for the trigger again\n");
+                }
+                drops_seen = drops;
+                prebuffer.expire(now);
+            }
+            if (now >= next_snap) {
+                last = snapshot();
+                if (capturing) {
+                    if (!writer->add_snapshot(last)) limit = true;
+                } else {
+                    prebuffer.add_snapshot(last);
+                }
+                next_snap += 1'000'000'000ull;
+            }
+            writer->tick();
+            if (now >= next_sync) {
+                writer->sync();  // bound what a power loss can take
+                next_sync = now + 5'000'000'000ull;
+            }
+            if (rotate && writer->bytes() >= rotate) {
+                writer->close(s.totals());
+                writer.reset();
+                rotate_files(a.output, a.keep);
+                writer = std::make_unique<RecordingWriter>(a.output, header, wo);
+            }
+        } catch (const Error& e) {
+            failure = e.what();
+            return false;
+        }
+        return failure.empty() && !limit;
+    });
+
+    if (!failure.empty()) {
+        // What was written stays readable: the writer cut the file back to its last frame.
+        throw Error(failure);
+    }
+    const KernelTotals totals = s.totals();
+    s.drain();
+    if (capturing && !limit && monotonic_ns() - last.ts_ns > 500'000'000ull) writer->add_snapshot(snapshot());
+    writer->close(totals);
+    fmt::print(stderr, "ctbpf: recorded {} events in {} frames to {} ({} bytes){}\n", writer->events(),
+               writer->frames(), a.output, writer->bytes(),
+               limit ? fmt::format("; stopped: recording reached --max-size ({} events refused)", writer->refused())
+                     : std::string());
+    return 0;
+}
+
+}  // namespace ctbpf::cli
