@@ -91,6 +91,16 @@ TEST_F(Record, RoundTripMatchesALiveSessionAndTheKernel) {
     for (const auto& d : r["destinations"]) dest_drops += d["drops"].get<long long>();
     EXPECT_EQ(dest_drops, drops);
     EXPECT_EQ(r["health"], "critical");
+    // The live view replays it: the last snapshot has the recording's totals and table.
+    const auto rp = sh(fmt::format("{} watch --replay {} --speed 20 --json", CTBPF_BIN, file));
+    ASSERT_EQ(rp.status, 0) << rp.err;
+    const auto snaps = lines_of(rp.out);
+    ASSERT_FALSE(snaps.empty());
+    EXPECT_EQ(snaps.back()["totals"]["drop"], drops);
+    EXPECT_EQ(snaps.back()["table"]["max"], 300);
+    long long replay_drops = 0;
+    for (const auto& d : snaps.back()["destinations"]) replay_drops += d["drops"].get<long long>();
+    EXPECT_EQ(replay_drops, drops);
     // The human report reads the same file.
     const auto text = sh(fmt::format("{} report {}", CTBPF_BIN, file));
     EXPECT_EQ(text.status, 0);

@@ -1,5 +1,8 @@
 // `ctbpf watch`: the live view. Full screen on a terminal; otherwise (or with --json /
 // --once) one snapshot per interval as a JSON line or text, for scripts and tests.
+// `--replay FILE` shows a recording the same way, at --speed times real time.
+#include <signal.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -12,6 +15,7 @@
 #include "ctbpf/baseline.h"
 #include "ctbpf/error.h"
 #include "ctbpf/netns.h"
+#include "ctbpf/recording.h"
 #include "format.h"
 #include "fullness.h"
 #include "loop.h"
@@ -22,8 +26,8 @@ namespace ctbpf::cli {
 
 namespace {
 
-// A dump of this many entries takes well under a second (libnetfilter_conntrack, measured
-// in BENCHMARKS.md); beyond it the baseline is only taken when asked for.
+// A dump of this many entries takes well under a second with libnetfilter_conntrack;
+// beyond it the baseline is only taken when asked for.
 constexpr int64_t kAutoBaselineMax = 250'000;
 
 std::optional<uint8_t> parse_proto(const std::string& p) {
@@ -33,11 +37,59 @@ std::optional<uint8_t> parse_proto(const std::string& p) {
     throw Error(fmt::format("unknown protocol '{}': use tcp, udp, icmp, icmpv6, sctp, dccp, udplite, gre or a number", p), 2);
 }
 
-}  // namespace
+// Shows a snapshot every interval, on the screen or as lines; the same for live and replay.
+class View {
+public:
+    View(const WatchArgs& a, ModelOptions& mo, WatchModel& model, const Aggregator& agg, const uint64_t& drops_full)
+        : a_(a), mo_(mo), model_(model), agg_(agg), drops_full_(drops_full),
+          limit_(a.once ? 1 : a.count), interval_(static_cast<int64_t>(a.interval_s * 1000)) {
+        if (!a.json && !a.once && isatty(STDOUT_FILENO) && isatty(STDIN_FILENO)) tui_ = std::make_unique<Tui>();
+        next_ = std::chrono::steady_clock::now() + interval_;
+    }
+    bool full_screen() const { return tui_ != nullptr; }
 
-int cmd_watch(const WatchArgs& a) {
-    const auto backend = parse_backend(a.backend);
-    if (!backend) throw Error(fmt::format("unknown backend '{}'", a.backend), 2);
+    // Called every tick; false when it is time to stop (q, --count reached, reader gone).
+    bool tick(bool force = false) {
+        if (tui_) {
+            bool changed = false;
+            if (!tui_->keys(mo_, paused_, changed)) return false;
+            if (changed && have_last_) {
+                if (!paused_) model_.rows(last_, agg_, mo_);
+                tui_->draw(last_, mo_, paused_);
+            }
+        }
+        if (!force && std::chrono::steady_clock::now() < next_) return true;
+        next_ += interval_;
+        Snapshot snap = model_.take(agg_, drops_full_, mo_);
+        if (tui_) {
+            if (!paused_) {
+                last_ = std::move(snap);
+                have_last_ = true;
+            }
+            tui_->draw(last_, mo_, paused_);
+        } else {
+            const std::string text = a_.json ? to_json(snap).dump() + "\n" : to_text(snap) + "\n";
+            if (std::fwrite(text.data(), 1, text.size(), stdout) != text.size() || std::fflush(stdout) != 0)
+                return false;  // reader gone
+        }
+        return ++shown_ < limit_ || limit_ == 0;
+    }
+
+private:
+    const WatchArgs& a_;
+    ModelOptions& mo_;
+    WatchModel& model_;
+    const Aggregator& agg_;
+    const uint64_t& drops_full_;
+    size_t shown_ = 0, limit_;
+    std::chrono::milliseconds interval_;
+    std::chrono::steady_clock::time_point next_;
+    std::unique_ptr<Tui> tui_;
+    bool paused_ = false, have_last_ = false;
+    Snapshot last_;
+};
+
+ModelOptions model_options(const WatchArgs& a) {
     ModelOptions mo;
     mo.top = a.top;
     if (!a.cidr.empty()) {
@@ -45,8 +97,90 @@ int cmd_watch(const WatchArgs& a) {
         if (!mo.cidr) throw Error(fmt::format("--cidr '{}' is not an address or prefix (e.g. 10.0.0.0/8)", a.cidr), 2);
     }
     mo.sort = a.sort == "entries" ? SourceSort::Entries : a.sort == "drops" ? SourceSort::Drops : SourceSort::Rate;
+    return mo;
+}
+
+// Replays a recording: events and snapshots are applied as the replay clock (the
+// recording's own, running --speed times faster than real time) passes them.
+int replay(const WatchArgs& a) {
+    if (a.speed <= 0) throw Error("--speed must be positive", 2);
+    RecordingReader r(a.replay);
+    ModelOptions mo = model_options(a);
     const auto proto = parse_proto(a.proto);
-    const bool full_screen = !a.json && !a.once && isatty(STDOUT_FILENO) && isatty(STDIN_FILENO);
+    Aggregator agg(Aggregator::Options{a.capacity, a.capacity});
+    uint64_t drops_full = 0;
+    KernelTotals totals;
+    std::vector<TableState> tables;
+    Frame f;
+    bool have = r.next(f), done = !have;
+    uint64_t clock = 0;  // recording time shown so far
+    if (have) clock = f.type == FrameType::Snapshot ? f.snapshot.ts_ns : f.type == FrameType::End ? f.end.ts_ns : f.first_ts_ns;
+
+    ModelSource src{r.header().backend + " (replay)", r.header().netns, [&] { return totals; },
+                    [&](uint32_t netns) -> std::optional<Session::Table> {
+                        for (const auto& t : tables)
+                            if (t.netns == netns) return Session::Table{t.count, t.max, t.buckets};
+                        return std::nullopt;
+                    },
+                    [&] { return clock; }};
+    WatchModel model(src, TableFacts{}, false, 0);
+    View view(a, mo, model, agg, drops_full);
+
+    block_stop_signals();
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    const int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    auto last_real = std::chrono::steady_clock::now();
+    while (true) {
+        const auto now = std::chrono::steady_clock::now();
+        clock += static_cast<uint64_t>(std::chrono::duration<double, std::nano>(now - last_real).count() * a.speed);
+        last_real = now;
+        // Apply every frame whose time has come.
+        while (have) {
+            const uint64_t at = f.type == FrameType::Events ? f.first_ts_ns
+                                : f.type == FrameType::Snapshot ? f.snapshot.ts_ns
+                                : f.type == FrameType::End ? f.end.ts_ns : clock;
+            if (at > clock) break;
+            if (f.type == FrameType::Events) {
+                for (const Event& e : f.events) {
+                    if (e.kind == EventKind::Drop && e.reason == Reason::TableFull) drops_full++;
+                    if (!proto || e.proto == *proto) agg.add(e);
+                }
+            } else if (f.type == FrameType::Snapshot) {
+                totals = f.snapshot.totals;
+                tables = f.snapshot.tables;
+            } else if (f.type == FrameType::End) {
+                totals = f.end.totals;
+            }
+            have = r.next(f);
+        }
+        if (!have && !done) {
+            done = true;
+            if (!view.full_screen()) {  // the last state, then stop
+                view.tick(true);
+                break;
+            }
+        }
+        if (!view.tick()) break;
+        signalfd_siginfo si{};
+        if (read(sfd, &si, sizeof si) == sizeof si) break;
+        usleep(50'000);
+    }
+    close(sfd);
+    for (const auto& w : r.warnings()) fmt::print(stderr, "ctbpf: warning: {}\n", w);
+    return 0;
+}
+
+}  // namespace
+
+int cmd_watch(const WatchArgs& a) {
+    if (!a.replay.empty()) return replay(a);
+    const auto backend = parse_backend(a.backend);
+    if (!backend) throw Error(fmt::format("unknown backend '{}'", a.backend), 2);
+    ModelOptions mo = model_options(a);
+    const auto proto = parse_proto(a.proto);
 
     block_stop_signals();
     Aggregator agg(Aggregator::Options{a.capacity, a.capacity});
@@ -90,45 +224,10 @@ int cmd_watch(const WatchArgs& a) {
     } catch (const Error&) {
         // conntrack not active there yet: the defaults in TableFacts serve
     }
-    WatchModel model(s, facts, baseline, baseline_entries);
-
-    std::unique_ptr<Tui> tui;
-    if (full_screen) tui = std::make_unique<Tui>();
-    else fmt::print(stderr, "{}\n", watching_line(s));
-    const auto interval = std::chrono::milliseconds(static_cast<int64_t>(a.interval_s * 1000));
-    auto next = std::chrono::steady_clock::now() + interval;
-    size_t shown = 0;
-    const size_t limit = a.once ? 1 : a.count;
-    bool paused = false;
-    Snapshot last;
-    bool have_last = false;
-
-    LoopOptions lo;
-    run_loop(s, lo, [&] {
-        if (tui) {
-            bool changed = false;
-            if (!tui->keys(mo, paused, changed)) return false;
-            if (changed && have_last) {
-                if (!paused) WatchModel::rows(last, agg, mo);
-                tui->draw(last, mo, paused);
-            }
-        }
-        if (std::chrono::steady_clock::now() < next) return true;
-        next += interval;
-        Snapshot snap = model.take(agg, drops_full, mo);
-        if (tui) {
-            if (!paused) {
-                last = std::move(snap);
-                have_last = true;
-            }
-            tui->draw(last, mo, paused);
-        } else {
-            const std::string text = a.json ? to_json(snap).dump() + "\n" : to_text(snap) + "\n";
-            if (std::fwrite(text.data(), 1, text.size(), stdout) != text.size() || std::fflush(stdout) != 0)
-                return false;  // reader gone
-        }
-        return ++shown < limit || limit == 0;
-    });
+    WatchModel model(live_source(s), facts, baseline, baseline_entries);
+    View view(a, mo, model, agg, drops_full);
+    if (!view.full_screen()) fmt::print(stderr, "{}\n", watching_line(s));
+    run_loop(s, LoopOptions{}, [&] { return view.tick(); });
     return 0;
 }
 

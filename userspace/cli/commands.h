@@ -28,6 +28,8 @@ struct WatchArgs {
     std::string backend = "auto", cidr, proto, sort = "rate", baseline = "auto";
     size_t top = 20;
     size_t capacity = 1 << 16;  // sources tracked at most
+    std::string replay;         // a recording to show instead of the live kernel
+    double speed = 1;
 };
 
 struct RecordArgs {

@@ -47,6 +47,8 @@ int main(int argc, char** argv) {
     watch->add_option("--baseline", wa.baseline,
                       "count entries that predate ctbpf with one netlink dump: auto (if <= 250k entries), on, off")
         ->check(CLI::IsMember({"auto", "on", "off"}));
+    watch->add_option("--replay", wa.replay, "show a recording (ctbpf record) instead of the live kernel");
+    watch->add_option("--speed", wa.speed, "with --replay: times real time (e.g. 10)")->check(CLI::PositiveNumber);
     watch->add_option("--capacity", wa.capacity, "most sources tracked (bounds memory)")->check(CLI::Range(16, 1 << 26));
 
     RecordArgs ra;

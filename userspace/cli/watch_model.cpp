@@ -10,18 +10,23 @@
 
 namespace ctbpf::cli {
 
-WatchModel::WatchModel(const Session& s, TableFacts facts, bool baseline, int64_t baseline_entries)
-    : s_(s), facts_(std::move(facts)), baseline_(baseline), baseline_entries_(baseline_entries),
-      start_ns_(monotonic_ns()), prev_ns_(start_ns_), prev_(s.totals()) {}
+ModelSource live_source(const Session& s) {
+    return ModelSource{std::string(backend_name(s.choice().backend)), s.watched(), [&s] { return s.totals(); },
+                       [&s](uint32_t netns) { return s.table(netns); }, [] { return monotonic_ns(); }};
+}
+
+WatchModel::WatchModel(ModelSource src, TableFacts facts, bool baseline, int64_t baseline_entries)
+    : s_(std::move(src)), facts_(std::move(facts)), baseline_(baseline), baseline_entries_(baseline_entries),
+      start_ns_(s_.now_ns()), prev_ns_(start_ns_), prev_(s_.totals()) {}
 
 Snapshot WatchModel::take(const Aggregator& agg, uint64_t drops_full_total, const ModelOptions& opt) {
     Snapshot snap;
-    const uint64_t now = monotonic_ns();
+    const uint64_t now = s_.now_ns();
     const double dt = std::max(1e-3, static_cast<double>(now - prev_ns_) / 1e9);
     snap.elapsed_s = static_cast<double>(now - start_ns_) / 1e9;
-    snap.backend = std::string(backend_name(s_.choice().backend));
+    snap.backend = s_.backend;
 
-    for (const auto& w : s_.watched()) {
+    for (const auto& w : s_.watched) {
         TableRow r{w.name, w.inum, 0, 0, 0, 0};
         if (auto t = s_.table(w.inum)) {
             r.count = t->count;
@@ -31,6 +36,7 @@ Snapshot WatchModel::take(const Aggregator& agg, uint64_t drops_full_total, cons
         }
         snap.tables.push_back(r);
     }
+    if (snap.tables.empty()) snap.tables.push_back(TableRow{"none", 0, 0, 0, 0, 0});
     std::stable_sort(snap.tables.begin(), snap.tables.end(),
                      [](const TableRow& a, const TableRow& b) { return a.fill > b.fill; });
     const TableRow& top = snap.tables.front();
@@ -87,9 +93,9 @@ Snapshot WatchModel::take(const Aggregator& agg, uint64_t drops_full_total, cons
     return snap;
 }
 
-void WatchModel::rows(Snapshot& snap, const Aggregator& agg, const ModelOptions& opt) {
+void WatchModel::rows(Snapshot& snap, const Aggregator& agg, const ModelOptions& opt) const {
     // Sources: best by the chosen key, filtered by prefix.
-    const uint64_t now_sec = monotonic_ns() / 1'000'000'000ull;
+    const uint64_t now_sec = s_.now_ns() / 1'000'000'000ull;
     int64_t count_sum = 0;
     for (const auto& r : snap.tables) count_sum += r.count;
     snap.sources.clear();

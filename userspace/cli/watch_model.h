@@ -3,6 +3,7 @@
 #pragma once
 
 #include <array>
+#include <functional>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -76,15 +77,27 @@ struct ModelOptions {
 };
 
 // Keeps what is needed between snapshots (previous totals and counts).
+// Where the model reads the kernel's state: a live Session, or a recording being replayed
+// (then `now_ns` is the recording's clock, so rates stay per recorded second).
+struct ModelSource {
+    std::string backend;
+    std::vector<WatchedNetns> watched;
+    std::function<KernelTotals()> totals;
+    std::function<std::optional<Session::Table>(uint32_t netns)> table;
+    std::function<uint64_t()> now_ns;
+};
+
+ModelSource live_source(const Session& s);
+
 class WatchModel {
 public:
-    WatchModel(const Session& s, TableFacts facts, bool baseline, int64_t baseline_entries);
+    WatchModel(ModelSource src, TableFacts facts, bool baseline, int64_t baseline_entries);
     Snapshot take(const Aggregator& agg, uint64_t drops_full_total, const ModelOptions& opt);
     // Rebuilds only the source and destination rows (after a sort or filter change).
-    static void rows(Snapshot& snap, const Aggregator& agg, const ModelOptions& opt);
+    void rows(Snapshot& snap, const Aggregator& agg, const ModelOptions& opt) const;
 
 private:
-    const Session& s_;
+    ModelSource s_;
     TableFacts facts_;  // timeouts, object size: read once at start
     bool baseline_;
     int64_t baseline_entries_;
