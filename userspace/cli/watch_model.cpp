@@ -15,8 +15,10 @@ ModelSource live_source(const Session& s) {
                        [&s](uint32_t netns) { return s.table(netns); }, [] { return monotonic_ns(); }};
 }
 
-WatchModel::WatchModel(ModelSource src, TableFacts facts, bool baseline, int64_t baseline_entries)
+WatchModel::WatchModel(ModelSource src, TableFacts facts, bool baseline, int64_t baseline_entries,
+                       double baseline_seconds)
     : s_(std::move(src)), facts_(std::move(facts)), baseline_(baseline), baseline_entries_(baseline_entries),
+      baseline_seconds_(baseline_seconds),
       start_ns_(s_.now_ns()), prev_ns_(start_ns_), prev_(s_.totals()) {}
 
 Snapshot WatchModel::take(const Aggregator& agg, uint64_t drops_full_total, const ModelOptions& opt) {
@@ -52,6 +54,7 @@ Snapshot WatchModel::take(const Aggregator& agg, uint64_t drops_full_total, cons
     snap.mem_max = f.max * f.object_size;
     snap.baseline = baseline_;
     snap.baseline_entries = baseline_entries_;
+    snap.baseline_seconds = baseline_seconds_;
 
     const KernelTotals t = s_.totals();
     snap.totals = t;
@@ -160,7 +163,8 @@ nlohmann::json to_json(const Snapshot& s) {
                   {"object_size", s.object_size},
                   {"object_size_estimated", s.object_size_estimated},
                   {"baseline", s.baseline},
-                  {"baseline_entries", s.baseline_entries}};
+                  {"baseline_entries", s.baseline_entries},
+                  {"baseline_seconds", s.baseline_seconds}};
     j["tables"] = json::array();
     for (const auto& r : s.tables)
         j["tables"].push_back({{"netns", r.netns}, {"inum", r.inum}, {"count", r.count}, {"max", r.max},

@@ -51,6 +51,7 @@ struct Snapshot {
     uint64_t mem_now = 0, mem_max = 0;
     bool baseline = false;          // occupancy includes entries that predate ctbpf
     int64_t baseline_entries = 0;
+    double baseline_seconds = 0;    // how long the start-up dump took
     // Per second over the last interval, from the exact kernel totals.
     double inserts_s = 0, destroys_s = 0, growth_s = 0, drops_s = 0, drops_full_s = 0, early_drops_s = 0,
            insert_failed_s = 0;
@@ -91,7 +92,8 @@ ModelSource live_source(const Session& s);
 
 class WatchModel {
 public:
-    WatchModel(ModelSource src, TableFacts facts, bool baseline, int64_t baseline_entries);
+    WatchModel(ModelSource src, TableFacts facts, bool baseline, int64_t baseline_entries,
+               double baseline_seconds = 0);
     Snapshot take(const Aggregator& agg, uint64_t drops_full_total, const ModelOptions& opt);
     // Rebuilds only the source and destination rows (after a sort or filter change).
     void rows(Snapshot& snap, const Aggregator& agg, const ModelOptions& opt) const;
@@ -101,6 +103,7 @@ private:
     TableFacts facts_;  // timeouts, object size: read once at start
     bool baseline_;
     int64_t baseline_entries_;
+    double baseline_seconds_;
     uint64_t start_ns_, prev_ns_ = 0;
     KernelTotals prev_;
     uint64_t prev_drops_full_ = 0;
