@@ -20,21 +20,24 @@
 #define NFCT_INFOMASK 7UL
 #define IP_CT_IS_REPLY 3
 
+/* Maps and settings below are weak: every backend's .bpf.c includes this header, and
+ * linking them into one object keeps a single copy of each. */
+
 /* Set by user space before load. */
-const volatile __u64 ct_id_key = 0;          /* hides kernel addresses in ct_id */
-const volatile __u32 wakeup_bytes = 1 << 18; /* wake the reader once this much waits */
+__weak const volatile __u64 ct_id_key = 0;          /* hides kernel addresses in ct_id */
+__weak const volatile __u32 wakeup_bytes = 1 << 18; /* wake the reader once this much waits */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 8 << 20); /* resized by user space before load */
-} events SEC(".maps");
+} events SEC(".maps") __weak;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, CTBPF_C__COUNT);
 	__type(key, __u32);
 	__type(value, __s64);
-} counters SEC(".maps");
+} counters SEC(".maps") __weak;
 
 /* Network namespaces (inode numbers) being watched; global hooks filter on it. */
 struct {
@@ -42,7 +45,7 @@ struct {
 	__uint(max_entries, 4096);
 	__type(key, __u32);
 	__type(value, __u8);
-} watched_netns SEC(".maps");
+} watched_netns SEC(".maps") __weak;
 
 static __always_inline void count(enum ctbpf_counter c, __s64 delta)
 {
@@ -113,6 +116,45 @@ static __always_inline bool ct_expired(const struct nf_conn *ct)
 	__u32 timeout = BPF_CORE_READ(ct, timeout);
 
 	return (__s32)(timeout - (__u32)bpf_jiffies64()) <= 0;
+}
+
+/* Tuple of a packet that has no entry (a drop), read from its headers. */
+static __always_inline void event_fill_skb(struct ctbpf_event *e, const struct sk_buff *skb)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	unsigned char *nh = head + BPF_CORE_READ(skb, network_header);
+	unsigned char *l4;
+	__u8 b[4];
+
+	if (bpf_probe_read_kernel(b, 1, nh))
+		return;
+	if ((b[0] >> 4) == 4) {
+		e->family = AF_INET;
+		bpf_probe_read_kernel(&e->proto, 1, nh + 9);
+		bpf_probe_read_kernel(e->src, 4, nh + 12);
+		bpf_probe_read_kernel(e->dst, 4, nh + 16);
+		l4 = nh + (b[0] & 0xf) * 4;
+	} else if ((b[0] >> 4) == 6) {
+		e->family = AF_INET6;
+		bpf_probe_read_kernel(&e->proto, 1, nh + 6);
+		bpf_probe_read_kernel(e->src, 16, nh + 8);
+		bpf_probe_read_kernel(e->dst, 16, nh + 24);
+		l4 = nh + 40; /* extension headers are not walked: ports stay 0 behind them */
+	} else {
+		return;
+	}
+	if (bpf_probe_read_kernel(b, 4, l4))
+		return;
+	switch (e->proto) {
+	case 6: case 17: case 33: case 132: case 136: /* tcp udp dccp sctp udplite */
+		__builtin_memcpy(&e->sport, b, 2);
+		__builtin_memcpy(&e->dport, b + 2, 2);
+		break;
+	case 1: case 58: /* icmp, icmpv6: id as sport, type/code as dport (as conntrack does) */
+		__builtin_memcpy(&e->dport, b, 2);
+		bpf_probe_read_kernel(&e->sport, 2, l4 + 4);
+		break;
+	}
 }
 
 #endif /* CTBPF_COMMON_BPF_H */

@@ -9,6 +9,10 @@
 #ifndef CTBPF_KERNEL_TYPES_H
 #define CTBPF_KERNEL_TYPES_H
 
+/* Stands in for a generated vmlinux.h: bpf_tracing.h then names x86 registers as the
+ * kernel's struct pt_regs does (di, si, ax), which the kprobe programs read. */
+#define __VMLINUX_H__
+
 typedef unsigned char __u8;
 typedef unsigned short __u16;
 typedef unsigned int __u32;
@@ -113,6 +117,11 @@ struct nf_conn {
 	struct nf_conntrack_tuple_hash tuplehash[2];
 	unsigned long status;
 	possible_net_t ct_net;
+};
+
+/* Context of kprobe programs; only the registers PT_REGS_PARMn/PT_REGS_RC read (x86-64). */
+struct pt_regs {
+	unsigned long di, si, dx, cx, r8, r9, ax, sp, ip;
 };
 
 struct kmem_cache {

@@ -11,7 +11,7 @@
  *                 entry is conntrack's drop, not a firewall rule's.
  *  early_drop     an unassured, unexpired confirmed entry freed while this CPU is inside
  *                 the bracket: only early_drop() frees such entries there.
- *  destroy        tp_btf/kmem_cache_free on the "nf_conntrack" slab cache.
+ *  destroy        raw_tp/kmem_cache_free on the "nf_conntrack" slab cache.
  *
  * Netfilter hooks are per network namespace (the loader attaches them in each watched
  * one); the tracepoints are global and filter on the watched_netns map. */
@@ -129,45 +129,6 @@ static __always_inline void insert_failed(const struct nf_conn *ct, __u8 reason)
 	}
 }
 
-/* Tuple of a dropped packet, read from its headers (it has no entry). */
-static __always_inline void event_fill_packet(struct ctbpf_event *e, const struct sk_buff *skb)
-{
-	unsigned char *head = BPF_CORE_READ(skb, head);
-	unsigned char *nh = head + BPF_CORE_READ(skb, network_header);
-	unsigned char *l4;
-	__u8 b[4];
-
-	if (bpf_probe_read_kernel(b, 1, nh))
-		return;
-	if ((b[0] >> 4) == 4) {
-		e->family = AF_INET;
-		bpf_probe_read_kernel(&e->proto, 1, nh + 9);
-		bpf_probe_read_kernel(e->src, 4, nh + 12);
-		bpf_probe_read_kernel(e->dst, 4, nh + 16);
-		l4 = nh + (b[0] & 0xf) * 4;
-	} else if ((b[0] >> 4) == 6) {
-		e->family = AF_INET6;
-		bpf_probe_read_kernel(&e->proto, 1, nh + 6);
-		bpf_probe_read_kernel(e->src, 16, nh + 8);
-		bpf_probe_read_kernel(e->dst, 16, nh + 24);
-		l4 = nh + 40; /* extension headers are not walked: ports stay 0 behind them */
-	} else {
-		return;
-	}
-	if (bpf_probe_read_kernel(b, 4, l4))
-		return;
-	switch (e->proto) {
-	case 6: case 17: case 33: case 132: case 136: /* tcp udp dccp sctp udplite */
-		__builtin_memcpy(&e->sport, b, 2);
-		__builtin_memcpy(&e->dport, b + 2, 2);
-		break;
-	case 1: case 58: /* icmp, icmpv6: id as sport, type/code as dport (as conntrack does) */
-		__builtin_memcpy(&e->dport, b, 2);
-		bpf_probe_read_kernel(&e->sport, 2, l4 + 4);
-		break;
-	}
-}
-
 SEC("tp_btf/kfree_skb")
 int BPF_PROG(tp_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
 {
@@ -214,7 +175,7 @@ int BPF_PROG(tp_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_re
 		if (urgent)
 			st->last_drop_wake_ns = e->ts_ns;
 		e->netns = netns;
-		event_fill_packet(e, skb);
+		event_fill_skb(e, skb);
 		event_submit_flags(e, urgent);
 	}
 	return 0;
@@ -230,9 +191,9 @@ static __always_inline bool is_ct_cache(const struct kmem_cache *s)
 	if (ct_cache)
 		return (__u64)(unsigned long)s == ct_cache;
 	/* Cheap size test first: this runs for every slab free in the system. */
-	if (s->object_size != bpf_core_type_size(struct nf_conn))
+	if (BPF_CORE_READ(s, object_size) != bpf_core_type_size(struct nf_conn))
 		return false;
-	if (bpf_probe_read_kernel_str(name, sizeof(name), s->name) != sizeof(CT_CACHE_NAME))
+	if (bpf_probe_read_kernel_str(name, sizeof(name), BPF_CORE_READ(s, name)) != sizeof(CT_CACHE_NAME))
 		return false;
 	for (i = 0; i < sizeof(CT_CACHE_NAME); i++)
 		if (name[i] != CT_CACHE_NAME[i])
@@ -241,7 +202,9 @@ static __always_inline bool is_ct_cache(const struct kmem_cache *s)
 	return true;
 }
 
-SEC("tp_btf/kmem_cache_free")
+/* raw_tp rather than tp_btf: 6.12's verifier refuses tp_btf here for the `const void *`
+ * argument; the cache's fields are then read with CO-RE probe reads. */
+SEC("raw_tp/kmem_cache_free")
 int BPF_PROG(tp_kmem_cache_free, unsigned long call_site, const void *ptr, const struct kmem_cache *s)
 {
 	const struct nf_conn *ct = ptr;

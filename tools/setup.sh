@@ -38,6 +38,8 @@ pkgs=(build-essential cmake pkg-config clang llvm libelf-dev zlib1g-dev
 pkgs+=(nftables conntrack iproute2 procps kmod util-linux tmux)
 # The SVG flame graph is checked in a real browser.
 pkgs+=(chromium)
+# The kernel matrix: Debian kernels booted under qemu (tools/vmtest).
+pkgs+=(qemu-system-x86 busybox-static cpio xz-utils zstd)
 apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
 apt-get install -y -qq --no-install-recommends -t bookworm-backports libbpf-dev bpftool >/dev/null
 

@@ -20,6 +20,16 @@ enum class Backend { Auto, Fentry, Kprobe, Tracepoint };
 std::string_view backend_name(Backend b);
 std::optional<Backend> parse_backend(std::string_view s);
 
+// One thing the fentry and kprobe backends see, and the conntrack function each of them
+// hooks for it on this kernel (empty: none found; `notes` says why and what is lost).
+struct FunctionHook {
+    std::string role;      // insert, drop, destroy, early_drop, table_full, netlink_insert
+    std::string fentry;    // a function in kernel BTF (vmlinux or the nf_conntrack module)
+    std::string kprobe;    // a symbol in /proc/kallsyms
+    bool required = false; // without it that backend cannot run
+    std::string without;   // what is not covered without it
+};
+
 struct KernelFeatures {
     std::string release;           // uname -r
     int major = 0, minor = 0;
@@ -29,20 +39,25 @@ struct KernelFeatures {
     bool netfilter_link = false;   // BPF_PROG_TYPE_NETFILTER (6.4+)
     bool kprobes = false;          // kprobe PMU (CONFIG_KPROBES)
     bool fentry = false;           // BPF trampolines: an fentry program loads and attaches
+    std::vector<FunctionHook> hooks;  // what the fentry and kprobe backends would hook
     std::vector<std::string> notes;  // why a feature is missing, as found
 };
 
 // Probes the running kernel. Loads tiny test programs, so it needs the same privileges as
-// a real session; without them the program-based probes report false with a note.
+// a real session; without them the program-based probes report false with a note. The
+// fentry and kprobe backends need conntrack's functions: where nf_conntrack is a module it
+// must be loaded first.
 KernelFeatures probe_kernel();
 
 struct BackendChoice {
     Backend backend = Backend::Tracepoint;
-    std::string why;
+    std::string why;                       // includes what is not covered
+    std::vector<std::string> not_covered;  // what this backend cannot see on this kernel
 };
 
 // Auto-selection order fentry > kprobe > tracepoint. Throws Error if `requested` (or, for
-// Auto, every backend) cannot run here, saying what is missing.
+// Auto, every backend) cannot run here, saying what is missing. Kernels before 5.8 are
+// refused.
 BackendChoice choose_backend(const KernelFeatures& f, Backend requested);
 
 // Throws Error naming the missing capabilities (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN,
@@ -81,6 +96,9 @@ public:
     const BackendChoice& choice() const;
     const std::vector<WatchedNetns>& watched() const;
     KernelTotals totals() const;
+    // Drops seen with a failed entry allocation (table full or out of memory), exact; only
+    // the fentry and kprobe backends with the allocator hooked can tell.
+    std::optional<int64_t> table_full_drops() const;
 
     // The conntrack table of a watched namespace, read from its /proc/sys files (opened
     // inside that namespace). Nothing if `netns` is not watched or cannot be read.

@@ -202,17 +202,8 @@ Ctbpf::~Ctbpf() {
     if (err_fd_ >= 0) close(err_fd_);
 }
 
-void Ctbpf::kill9() {
-    usleep(100000);
-    kill(pid_, SIGKILL);
-    pump(out_fd_, err_fd_, out_, err_, 10000);
-    out_fd_ = err_fd_ = -1;
-    waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-}
-
-void Ctbpf::stop_plain() {
-    kill(pid_, SIGTERM);
+void Ctbpf::end_with(int sig) {
+    kill(pid_, sig);
     pump(out_fd_, err_fd_, out_, err_, 30000);
     out_fd_ = err_fd_ = -1;
     int st = 0;
@@ -220,17 +211,18 @@ void Ctbpf::stop_plain() {
     pid_ = -1;
     status_ = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
+
+void Ctbpf::kill9() {
+    usleep(100000);
+    end_with(SIGKILL);
+}
+
+void Ctbpf::stop_plain() { end_with(SIGTERM); }
 
 void Ctbpf::stop() {
     // Let the last records of the scenario reach the ring buffer reader first.
     usleep(300000);
-    kill(pid_, SIGTERM);
-    pump(out_fd_, err_fd_, out_, err_, 30000);
-    out_fd_ = err_fd_ = -1;
-    int st = 0;
-    waitpid(pid_, &st, 0);
-    pid_ = -1;
-    status_ = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    end_with(SIGTERM);
     std::istringstream in(out_);
     for (std::string line; std::getline(in, line);) {
         if (line.empty()) continue;

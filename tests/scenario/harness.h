@@ -81,6 +81,8 @@ public:
     const std::string& stderr_text() const { return err_; }
 
 private:
+    void end_with(int sig);  // signal, read what is left, reap
+
     pid_t pid_ = -1;
     int out_fd_ = -1, err_fd_ = -1;
     std::string out_, err_;

@@ -10,9 +10,13 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <limits>
+#include <map>
 #include <string>
+#include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "ctbpf/error.h"
 #include "ctbpf/kernel.h"
@@ -39,22 +43,121 @@ namespace {
 
 int silent_print(enum libbpf_print_level, const char*, va_list) { return 0; }
 
-// Loads "return 0" as an fentry program on a conntrack function and attaches it.
-bool try_fentry(const btf* vmlinux, std::string& note) {
-    const int id = btf__find_by_name_kind(vmlinux, "nf_conntrack_in", BTF_KIND_FUNC);
-    if (id < 0) {
-        note = "fentry: nf_conntrack_in not in kernel BTF";
+// What the fentry and kprobe backends hook, best candidate first. Functions move and get
+// inlined between kernels; a role with none found here is either fatal for those backends
+// (required) or a gap that is reported.
+struct HookSpec {
+    const char* role;
+    std::vector<const char*> funcs;
+    bool reads_args;      // if not, a kprobe may also take a compiler-made copy (name.isra.0)
+    const char* without;  // what is lost without it; nullptr: required
+};
+
+const std::vector<HookSpec>& hook_specs() {
+    static const std::vector<HookSpec> specs = {
+        {"insert", {"__nf_conntrack_confirm"}, true, nullptr},
+        {"drop", {"nf_conntrack_in"}, true, nullptr},
+        {"destroy", {"nf_conntrack_free", "nf_ct_destroy", "destroy_conntrack"}, true, nullptr},
+        {"early_drop", {"early_drop", "__nf_conntrack_alloc"}, false,
+         "early drops are told apart by the tracepoint backend's rule (an unassured entry freed during "
+         "conntrack's hook)"},
+        {"table_full", {"__nf_conntrack_alloc"}, true,
+         "drops are not marked table-full in the kernel (user space still checks the table's fill)"},
+        {"netlink_insert", {"nf_conntrack_hash_check_insert"}, true,
+         "entries created through ctnetlink (conntrack -I) are not counted as inserts"},
+    };
+    return specs;
+}
+
+// Kernel BTF: vmlinux, plus the nf_conntrack module's where conntrack is a loaded module.
+struct KernelBtf {
+    btf* vmlinux = nullptr;
+    btf* module = nullptr;  // split on vmlinux
+    __u32 module_id = 0;
+
+    KernelBtf() {
+        vmlinux = btf__load_vmlinux_btf();
+        if (!vmlinux) return;
+        for (__u32 id = 0; bpf_btf_get_next_id(id, &id) == 0;) {
+            const int fd = bpf_btf_get_fd_by_id(id);
+            if (fd < 0) continue;
+            char name[64] = {};
+            bpf_btf_info info{};
+            info.name = reinterpret_cast<__u64>(name);
+            info.name_len = sizeof name;
+            __u32 len = sizeof info;
+            const bool found = bpf_btf_get_info_by_fd(fd, &info, &len) == 0 && std::strcmp(name, "nf_conntrack") == 0;
+            close(fd);
+            if (found) {
+                module = btf__load_from_kernel_by_id_split(id, vmlinux);
+                module_id = module ? id : 0;
+                break;
+            }
+        }
+    }
+    ~KernelBtf() {
+        btf__free(module);
+        btf__free(vmlinux);
+    }
+    KernelBtf(const KernelBtf&) = delete;
+    KernelBtf& operator=(const KernelBtf&) = delete;
+
+    // The function's BTF id, and the module's BTF object id (0: vmlinux); id 0 if absent.
+    std::pair<int, __u32> func(const char* name) const {
+        if (module) {
+            const int id = btf__find_by_name_kind(module, name, BTF_KIND_FUNC);
+            if (id > 0) return {id, static_cast<__u32>(id) < btf__type_cnt(vmlinux) ? 0 : module_id};
+        }
+        const int id = vmlinux ? btf__find_by_name_kind(vmlinux, name, BTF_KIND_FUNC) : -1;
+        return {id > 0 ? id : 0, 0};
+    }
+};
+
+// Text symbols of /proc/kallsyms by name, with how often each name occurs (a kprobe on an
+// ambiguous name is refused).
+std::map<std::string, int> kallsyms_text() {
+    std::map<std::string, int> syms;
+    std::ifstream in("/proc/kallsyms");
+    std::string addr, type, name;
+    while (in >> addr >> type >> name) {
+        if (type == "t" || type == "T") syms[name]++;
+        in.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
+    }
+    return syms;
+}
+
+// Exactly `name`, or a unique compiler-made copy of it (name.isra.0) if allowed.
+std::string kprobe_symbol(const std::map<std::string, int>& syms, const std::string& name, bool exact_only) {
+    if (auto it = syms.find(name); it != syms.end()) return it->second == 1 ? name : "";
+    if (exact_only) return "";
+    std::string found;
+    for (auto it = syms.lower_bound(name + "."); it != syms.end() && it->first.rfind(name + ".", 0) == 0; ++it) {
+        if (!found.empty() || it->second != 1) return "";
+        found = it->first;
+    }
+    return found;
+}
+
+// Loads "return 0" as an fentry program on nf_conntrack_in and attaches it.
+bool try_fentry(const KernelBtf& kb, std::string& note) {
+    const auto [id, obj_id] = kb.func("nf_conntrack_in");
+    if (id <= 0) {
+        note = "fentry: nf_conntrack_in not in kernel BTF (is nf_conntrack loaded?)";
         return false;
     }
+    const int obj_fd = obj_id ? bpf_btf_get_fd_by_id(obj_id) : 0;
     const bpf_insn prog[] = {
         {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0},
         {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
     };
     LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = BPF_TRACE_FENTRY,
-                .attach_btf_id = static_cast<__u32>(id));
+                .attach_btf_id = static_cast<__u32>(id),
+                .attach_btf_obj_fd = static_cast<__u32>(obj_fd > 0 ? obj_fd : 0));
     const int fd = bpf_prog_load(BPF_PROG_TYPE_TRACING, "ctbpf_probe", "GPL", prog, 2, &opts);
+    const int load_err = errno;
+    if (obj_fd > 0) close(obj_fd);
     if (fd < 0) {
-        note = fmt::format("fentry: test program refused to load ({})", std::strerror(errno));
+        note = fmt::format("fentry: test program refused to load ({})", std::strerror(load_err));
         return false;
     }
     const int link = bpf_link_create(fd, 0, BPF_TRACE_FENTRY, nullptr);
@@ -66,6 +169,31 @@ bool try_fentry(const btf* vmlinux, std::string& note) {
     }
     close(link);
     return true;
+}
+
+// Which function each backend hooks per role, and a note for each gap of a usable backend.
+void find_hooks(KernelFeatures& f, const KernelBtf& kb) {
+    const auto syms = f.kprobes ? kallsyms_text() : std::map<std::string, int>{};
+    const bool conntrack_seen = kb.func("nf_conntrack_in").first > 0 || syms.count("nf_conntrack_in");
+    for (const auto& spec : hook_specs()) {
+        FunctionHook h{spec.role, "", "", spec.without == nullptr, spec.without ? spec.without : ""};
+        for (const char* fn : spec.funcs) {
+            if (h.fentry.empty() && kb.func(fn).first > 0) h.fentry = fn;
+            if (h.kprobe.empty() && f.kprobes) h.kprobe = kprobe_symbol(syms, fn, spec.reads_args);
+        }
+        auto gap = [&](const char* backend, bool usable, const std::string& got) {
+            if (!usable || !got.empty() || !conntrack_seen) return;
+            f.notes.push_back(fmt::format("{}: none of {} found for {}: {}", backend,
+                                          fmt::join(spec.funcs, "/"), spec.role,
+                                          spec.without ? spec.without : "this backend cannot run"));
+        };
+        gap("fentry", f.fentry, h.fentry);
+        gap("kprobe", f.kprobes, h.kprobe);
+        f.hooks.push_back(std::move(h));
+    }
+    if (!conntrack_seen && (f.fentry || f.kprobes))
+        f.notes.push_back("nf_conntrack is not loaded: the fentry and kprobe backends hook its functions "
+                          "(modprobe nf_conntrack, or any ruleset using conntrack, loads it)");
 }
 
 }  // namespace
@@ -89,20 +217,44 @@ KernelFeatures probe_kernel() {
     if (!f.netfilter_link) f.notes.push_back("no BPF netfilter programs (needs 6.4+)");
 
     if (f.btf) {
-        btf* vmlinux = btf__load_vmlinux_btf();
-        if (vmlinux) {
-            f.tp_btf = btf__find_by_name_kind(vmlinux, "btf_trace_kfree_skb", BTF_KIND_TYPEDEF) > 0 &&
-                       btf__find_by_name_kind(vmlinux, "btf_trace_kmem_cache_free", BTF_KIND_TYPEDEF) > 0;
+        const KernelBtf kb;
+        if (kb.vmlinux) {
+            f.tp_btf = btf__find_by_name_kind(kb.vmlinux, "btf_trace_kfree_skb", BTF_KIND_TYPEDEF) > 0 &&
+                       btf__find_by_name_kind(kb.vmlinux, "btf_trace_kmem_cache_free", BTF_KIND_TYPEDEF) > 0;
             if (!f.tp_btf) f.notes.push_back("tracepoints kfree_skb/kmem_cache_free not in kernel BTF");
             std::string note;
-            f.fentry = try_fentry(vmlinux, note);
+            f.fentry = try_fentry(kb, note);
             if (!f.fentry) f.notes.push_back(note);
-            btf__free(vmlinux);
         }
+        find_hooks(f, kb);
     }
     libbpf_set_print(old);
     return f;
 }
+
+namespace {
+
+// Why a function backend cannot run here ("" if it can), and what it would not see.
+std::string function_backend_missing(const KernelFeatures& f, Backend b, std::vector<std::string>* gaps) {
+    const bool fentry = b == Backend::Fentry;
+    const std::string_view name = backend_name(b);
+    if (!(fentry ? f.fentry : f.kprobes)) {
+        for (const auto& n : f.notes)
+            if (n.rfind(fentry ? "fentry:" : "kprobes:", 0) == 0) return n;
+        return fmt::format("{}: not available", name);
+    }
+    std::string missing;
+    for (const auto& h : f.hooks) {
+        if (!(fentry ? h.fentry : h.kprobe).empty()) continue;
+        if (h.required) missing += fmt::format("{}{}", missing.empty() ? "" : ", ", h.role);
+        else if (gaps) gaps->push_back(h.without);
+    }
+    if (f.hooks.empty()) return fmt::format("{}: conntrack's functions were not looked up (no kernel BTF)", name);
+    if (!missing.empty()) return fmt::format("{}: no function to hook for {} (see ctbpf probe)", name, missing);
+    return "";
+}
+
+}  // namespace
 
 BackendChoice choose_backend(const KernelFeatures& f, Backend requested) {
     if (f.major < 5 || (f.major == 5 && f.minor < 8))
@@ -120,24 +272,43 @@ BackendChoice choose_backend(const KernelFeatures& f, Backend requested) {
                            "this kernel {} has netfilter links: {}, tracepoints: {}",
                            f.release, f.netfilter_link ? "yes" : "no", f.tp_btf ? "yes" : "no");
     };
+    auto function_backend = [&](Backend b, const std::string& why) {
+        std::vector<std::string> funcs;
+        for (const auto& h : f.hooks)
+            if (const auto& fn = b == Backend::Fentry ? h.fentry : h.kprobe; !fn.empty()) funcs.push_back(fn);
+        BackendChoice c{b, fmt::format("{} [{}]", why, fmt::join(funcs, ", ")), {}};
+        function_backend_missing(f, b, &c.not_covered);
+        for (const auto& g : c.not_covered) c.why += "; not covered: " + g;
+        return c;
+    };
+    const std::string fentry_missing = function_backend_missing(f, Backend::Fentry, nullptr);
+    const std::string kprobe_missing = function_backend_missing(f, Backend::Kprobe, nullptr);
     switch (requested) {
         case Backend::Tracepoint:
             if (!tracepoint_ok) throw Error(tracepoint_missing());
-            return {Backend::Tracepoint, "requested with --backend tracepoint"};
+            return {Backend::Tracepoint, "requested with --backend tracepoint", {}};
         case Backend::Fentry:
-        case Backend::Kprobe:
-            throw Error(fmt::format("backend '{}' is not available in this version of ctbpf yet; "
-                                    "use --backend tracepoint or auto",
-                                    backend_name(requested)));
+        case Backend::Kprobe: {
+            const std::string& missing = requested == Backend::Fentry ? fentry_missing : kprobe_missing;
+            if (!missing.empty())
+                throw Error(fmt::format("backend '{}' cannot run on kernel {}: {}", backend_name(requested),
+                                        f.release, missing));
+            return function_backend(requested, fmt::format("requested with --backend {}", backend_name(requested)));
+        }
         case Backend::Auto:
-            if (tracepoint_ok) {
-                std::string why = "tracepoint + netfilter hooks: ";
-                why += f.fentry ? "fentry works here but its backend is not built yet" :
-                       f.kprobes ? "kprobes work here but that backend is not built yet"
-                                 : "no fentry and no kprobes on this kernel";
-                return {Backend::Tracepoint, why};
-            }
-            throw Error("no backend can run on this kernel: " + tracepoint_missing());
+            if (fentry_missing.empty())
+                return function_backend(Backend::Fentry, "fentry/fexit on conntrack's functions (preferred over "
+                                                         "kprobe and tracepoint: typed arguments, least overhead)");
+            if (kprobe_missing.empty())
+                return function_backend(Backend::Kprobe,
+                                        "kprobes on conntrack's functions (" + fentry_missing + ")");
+            if (tracepoint_ok)
+                return {Backend::Tracepoint,
+                        fmt::format("tracepoint + netfilter hooks ({}; {})",
+                                    fentry_missing, kprobe_missing),
+                        {}};
+            throw Error(fmt::format("no backend can run on this kernel: {}; {}; {}", fentry_missing, kprobe_missing,
+                                    tracepoint_missing()));
     }
     throw Error("unknown backend");
 }

@@ -38,9 +38,12 @@ bool g_verbose = false;
 
 int libbpf_log(enum libbpf_print_level level, const char* fmt_, va_list ap) {
     char buf[1024];
+    va_list copy;
+    va_copy(copy, ap);
     vsnprintf(buf, sizeof buf, fmt_, ap);
     std::lock_guard lock(g_log_mu);
-    if (g_verbose) std::fputs(buf, stderr);
+    if (g_verbose) std::vfprintf(stderr, fmt_, copy);  // whole: a verifier log is one message
+    va_end(copy);
     if (level == LIBBPF_DEBUG && !g_verbose) return 0;
     std::string s(buf);
     while (!s.empty() && s.back() == '\n') s.pop_back();
@@ -110,6 +113,77 @@ struct Session::Impl {
                     err);
     }
 
+    // The programs of the fentry and kprobe backends for each role of FunctionHook
+    // (entry, exit; either may be absent).
+    std::pair<bpf_program*, bpf_program*> role_programs(const std::string& role, bool fentry) const {
+        const auto& p = skel->progs;
+        struct Row {
+            const char* role;
+            bpf_program *fe_enter, *fe_exit, *kp_enter, *kp_exit;
+        };
+        const Row rows[] = {
+            {"insert", p.fe_confirm_enter, p.fe_confirm_exit, p.kp_confirm_enter, p.kp_confirm_exit},
+            {"drop", p.fe_in_enter, p.fe_in_exit, p.kp_in_enter, p.kp_in_exit},
+            {"destroy", p.fe_free, nullptr, p.kp_free, nullptr},
+            {"early_drop", p.fe_evict_enter, p.fe_evict_exit, p.kp_evict_enter, p.kp_evict_exit},
+            {"table_full", nullptr, p.fe_alloc_exit, nullptr, p.kp_alloc_exit},
+            {"netlink_insert", nullptr, p.fe_netlink_insert_exit, p.kp_netlink_insert_enter, p.kp_netlink_insert_exit},
+        };
+        for (const auto& r : rows)
+            if (role == r.role) return fentry ? std::pair{r.fe_enter, r.fe_exit} : std::pair{r.kp_enter, r.kp_exit};
+        return {nullptr, nullptr};
+    }
+
+    // Before load: only the chosen backend's programs load, each pointed at the function
+    // this kernel has (fentry: set as attach target now; kprobe: attached by name later).
+    struct Target {
+        bpf_program* prog;
+        std::string func;
+        bool ret;
+    };
+    std::vector<Target> targets;
+
+    void select_programs(const KernelFeatures& f) {
+        bpf_program* p;
+        bpf_object__for_each_program(p, skel->obj) bpf_program__set_autoload(p, false);
+        if (choice.backend == Backend::Tracepoint) {
+            for (bpf_program* t : {skel->progs.nf_before_ct, skel->progs.nf_after_ct, skel->progs.nf_before_confirm,
+                                   skel->progs.tp_kfree_skb, skel->progs.tp_kmem_cache_free})
+                bpf_program__set_autoload(t, true);
+            return;
+        }
+        const bool fentry = choice.backend == Backend::Fentry;
+        for (const auto& h : f.hooks) {
+            const std::string& func = fentry ? h.fentry : h.kprobe;
+            if (func.empty()) continue;
+            const auto [enter, exit] = role_programs(h.role, fentry);
+            for (bpf_program* prog : {enter, exit}) {
+                if (!prog) continue;
+                bpf_program__set_autoload(prog, true);
+                if (fentry && bpf_program__set_attach_target(prog, 0, func.c_str()) != 0)
+                    throw_errno(fmt::format("pointing {} at {}", bpf_program__name(prog), func), errno);
+                targets.push_back({prog, func, prog == exit});
+            }
+            if (h.role == "early_drop") skel->rodata->fn_evict_hooked = true;
+            if (h.role == "table_full") skel->rodata->fn_alloc_hooked = true;
+        }
+    }
+
+    // Returns first: under traffic, a return seen without its entry is ignored, while an
+    // entry without its return would leave the per-CPU pairing (funcs.bpf.h) off by one.
+    void attach_function_backend() {
+        for (bool ret : {true, false}) {
+            for (const auto& t : targets) {
+                if (t.ret != ret) continue;
+                bpf_link* l = choice.backend == Backend::Kprobe
+                                  ? bpf_program__attach_kprobe(t.prog, t.ret, t.func.c_str())
+                                  : bpf_program__attach(t.prog);
+                if (!l) throw_errno(fmt::format("attaching {} to {}", bpf_program__name(t.prog), t.func), errno);
+                links.push_back(l);
+            }
+        }
+    }
+
     // Netfilter links bind to the namespace of the thread that creates them.
     void attach_tracepoint_backend_here() {
         for (int pf : {NFPROTO_IPV4, NFPROTO_IPV6}) {
@@ -146,7 +220,8 @@ Session::Session(const SessionOptions& opt, RecordHandler handler) : impl_(std::
     libbpf_set_print(libbpf_log);
 
     require_privileges(!opt.netns.empty());
-    I.choice = choose_backend(probe_kernel(), opt.backend);
+    const KernelFeatures features = probe_kernel();
+    I.choice = choose_backend(features, opt.backend);
 
     const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
     if (opt.ring_bytes < page || (opt.ring_bytes & (opt.ring_bytes - 1)) != 0)
@@ -160,6 +235,7 @@ Session::Session(const SessionOptions& opt, RecordHandler handler) : impl_(std::
     I.skel->rodata->ct_id_key = key;
     I.skel->rodata->wakeup_bytes = static_cast<__u32>(std::min(opt.wakeup_bytes, opt.ring_bytes / 2));
     bpf_map__set_max_entries(I.skel->maps.events, static_cast<__u32>(opt.ring_bytes));
+    I.select_programs(features);
 
     if (ctbpf_bpf__load(I.skel) != 0) {
         const int err = errno;
@@ -168,22 +244,29 @@ Session::Session(const SessionOptions& opt, RecordHandler handler) : impl_(std::
     }
 
     // Namespaces: ours by default, else each one named, entered in turn and left again.
+    // Only netfilter links are per namespace; every other hook is global and filters on
+    // the namespaces registered here.
+    const bool tracepoint = I.choice.backend == Backend::Tracepoint;
     std::vector<std::string> specs = opt.netns;
     if (specs.empty()) specs.push_back("self");
     for (const auto& spec : specs) {
         NetnsFile ns(spec);
         {
             NetnsEntry inside(ns);
-            I.attach_tracepoint_backend_here();
+            if (tracepoint) I.attach_tracepoint_backend_here();
             I.open_table_files(ns.inum());
         }
         I.watch(ns.spec(), ns.inum());
     }
 
-    for (bpf_program* p : {I.skel->progs.tp_kfree_skb, I.skel->progs.tp_kmem_cache_free}) {
-        bpf_link* l = bpf_program__attach(p);
-        if (!l) throw_errno(fmt::format("attaching {}", bpf_program__name(p)), errno);
-        I.links.push_back(l);
+    if (tracepoint) {
+        for (bpf_program* p : {I.skel->progs.tp_kfree_skb, I.skel->progs.tp_kmem_cache_free}) {
+            bpf_link* l = bpf_program__attach(p);
+            if (!l) throw_errno(fmt::format("attaching {}", bpf_program__name(p)), errno);
+            I.links.push_back(l);
+        }
+    } else {
+        I.attach_function_backend();
     }
 
     I.rb = ring_buffer__new(
@@ -227,6 +310,11 @@ std::optional<Session::Table> Session::table(uint32_t netns) const {
         return t;
     }
     return std::nullopt;
+}
+
+std::optional<int64_t> Session::table_full_drops() const {
+    if (impl_->choice.backend == Backend::Tracepoint || !impl_->skel->rodata->fn_alloc_hooked) return std::nullopt;
+    return __atomic_load_n(&impl_->skel->bss->fn_table_full_drops, __ATOMIC_RELAXED);
 }
 
 KernelTotals Session::totals() const {
