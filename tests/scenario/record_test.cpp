@@ -101,6 +101,15 @@ TEST_F(Record, RoundTripMatchesALiveSessionAndTheKernel) {
     long long replay_drops = 0;
     for (const auto& d : snaps.back()["destinations"]) replay_drops += d["drops"].get<long long>();
     EXPECT_EQ(replay_drops, drops);
+    // Flame-style export of the same file: the drops by source add up.
+    const auto folded = sh(fmt::format("{} export {} --format folded --metric drops --by src,dport", CTBPF_BIN, file));
+    ASSERT_EQ(folded.status, 0) << folded.err;
+    long long folded_drops = 0;
+    std::istringstream fin(folded.out);
+    for (std::string l; std::getline(fin, l);)
+        if (!l.empty()) folded_drops += std::stoll(l.substr(l.rfind(' ') + 1));
+    EXPECT_EQ(folded_drops, drops);
+    EXPECT_NE(folded.out.find("127.0.1.9;:3908 "), std::string::npos) << folded.out;
     // The human report reads the same file.
     const auto text = sh(fmt::format("{} report {}", CTBPF_BIN, file));
     EXPECT_EQ(text.status, 0);
@@ -190,4 +199,38 @@ TEST_F(Record, BadFilesGiveOneLineErrors) {
     r = sh(fmt::format("{} record -o {} --max-size lots", CTBPF_BIN, foreign));
     EXPECT_EQ(r.status, 2);
     std::remove(foreign.c_str());
+}
+
+TEST_F(Record, RotationKeepsTheNewestFiles) {
+    Netns ns("rot");
+    const std::string file = tmp_path("rotate");
+    Ctbpf rec({"-o", file, "--netns", ns.name(), "--rotate", "2K", "--keep", "2"}, "record");
+    for (int round = 0; round < 6; ++round) {
+        loadgen(ns, fmt::format("--flows 200 --src 127.0.{}.1 --sport-base 30000", round + 1));
+        std::this_thread::sleep_for(std::chrono::milliseconds(1200));  // a frame per round
+    }
+    rec.stop_plain();
+    ASSERT_EQ(rec.exit_status(), 0) << rec.stderr_text();
+    for (const std::string f : {file, file + ".1", file + ".2"}) {
+        const auto r = sh(fmt::format("{} report --json {}", CTBPF_BIN, f));
+        EXPECT_EQ(r.status, 0) << f << ": " << r.err;
+        if (r.status == 0) EXPECT_TRUE(json::parse(r.out)["clean_close"].get<bool>()) << f;
+    }
+    EXPECT_NE(access((file + ".3").c_str(), F_OK), 0) << "only --keep 2 old files";
+    sh(fmt::format("rm -f {} {}.1 {}.2 {}.3", file, file, file, file));
+}
+
+TEST_F(Record, LiveExportWritesAFlameGraph) {
+    Netns ns("live");
+    const std::string svg = tmp_path("live") + ".svg";
+    Ctbpf ex({"--live", "--duration", "3s", "--netns", ns.name(), "--format", "svg", "--by", "src/24,src", "-o", svg},
+             "export");
+    loadgen(ns, "--flows 30 --src 127.0.5.1");
+    ex.stop_plain();  // SIGTERM ends the capture early and still writes the graph
+    ASSERT_EQ(ex.exit_status(), 0) << ex.stderr_text();
+    const std::string out = sh_ok("cat " + svg);
+    EXPECT_EQ(out.rfind("<?xml", 0) == 0 || out.rfind("<svg", 0) == 0, true) << out.substr(0, 80);
+    EXPECT_NE(out.find("127.0.5.1"), std::string::npos);
+    EXPECT_NE(out.find("127.0.5.0/24"), std::string::npos);
+    std::remove(svg.c_str());
 }
