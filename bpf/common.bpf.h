@@ -76,9 +76,15 @@ static __always_inline struct ctbpf_event *event_reserve(__u8 kind)
  * wake it only once a batch is waiting; the reader also drains on a short timer. */
 static __always_inline void event_submit_flags(struct ctbpf_event *e, bool urgent)
 {
+	/* Wake only as the waiting data crosses the threshold (a window of a few records, as
+	 * CPUs reserve concurrently): a reader that lags must not be woken per record, which
+	 * is exactly what a full buffer would otherwise do. The reader's timer covers a
+	 * crossing that every CPU stepped over. */
+	const __u64 span = 4 * (sizeof(struct ctbpf_event) + 8);
+	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
 	__u64 flags = BPF_RB_NO_WAKEUP;
 
-	if (urgent || bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
+	if (urgent || (avail >= wakeup_bytes && avail < wakeup_bytes + span))
 		flags = BPF_RB_FORCE_WAKEUP;
 	bpf_ringbuf_submit(e, flags);
 }
