@@ -147,11 +147,9 @@ const SourceStats* Aggregator::source(const Address& a) const {
 }
 
 std::vector<const SourceStats*> Aggregator::top_sources(SortKey key, size_t n, uint64_t now_sec) const {
-    std::vector<const SourceStats*> v;
-    v.reserve(sources_.size());
-    sources_.for_each([&](const Sources::Entry& e) { v.push_back(&e.payload); });
     // Primary key, then a secondary one so that sources equal on the first (e.g. all idle
-    // in the last second) still come out in a useful order, then the address.
+    // in the last second) still come out in a useful order, then the address. Keys are
+    // computed once per source, not per comparison: rates walk the window.
     auto metric = [&](const SourceStats* s) -> std::pair<double, double> {
         const auto inserts = static_cast<double>(s->inserts);
         switch (key) {
@@ -162,15 +160,23 @@ std::vector<const SourceStats*> Aggregator::top_sources(SortKey key, size_t n, u
         }
         return {0, 0};
     };
-    auto better = [&](const SourceStats* a, const SourceStats* b) {
-        const auto ma = metric(a), mb = metric(b);
-        if (ma != mb) return ma > mb;
-        return std::tie(a->addr.family, a->addr.bytes) < std::tie(b->addr.family, b->addr.bytes);
+    struct Keyed {
+        std::pair<double, double> m;
+        const SourceStats* s;
+    };
+    std::vector<Keyed> v;
+    v.reserve(sources_.size());
+    sources_.for_each([&](const Sources::Entry& e) { v.push_back({metric(&e.payload), &e.payload}); });
+    auto better = [](const Keyed& a, const Keyed& b) {
+        if (a.m != b.m) return a.m > b.m;
+        return std::tie(a.s->addr.family, a.s->addr.bytes) < std::tie(b.s->addr.family, b.s->addr.bytes);
     };
     n = std::min(n, v.size());
     std::partial_sort(v.begin(), v.begin() + static_cast<long>(n), v.end(), better);
-    v.resize(n);
-    return v;
+    std::vector<const SourceStats*> out;
+    out.reserve(n);
+    for (size_t i = 0; i < n; ++i) out.push_back(v[i].s);
+    return out;
 }
 
 std::vector<const DestStats*> Aggregator::top_destinations(size_t n) const {
