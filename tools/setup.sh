@@ -32,10 +32,13 @@ apt-get update -qq
 # Build toolchain and libraries.
 pkgs=(build-essential cmake pkg-config clang llvm libelf-dev zlib1g-dev
       libcli11-dev libfmt-dev nlohmann-json3-dev libncurses-dev libnetfilter-conntrack-dev
-      libzstd-dev
+      libzstd-dev libmicrohttpd-dev
       googletest libgtest-dev libgmock-dev libbenchmark-dev)
 # What the tests drive: real conntrack in network namespaces.
 pkgs+=(nftables conntrack iproute2 procps kmod util-linux tmux)
+# `ctbpf serve` is scraped by a real Prometheus; promtool and the Python client check the
+# exposition and the alert rules.
+pkgs+=(prometheus python3-prometheus-client curl)
 # The SVG flame graph is checked in a real browser.
 pkgs+=(chromium)
 # The kernel matrix: Debian kernels booted under qemu (tools/vmtest).

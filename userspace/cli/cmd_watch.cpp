@@ -12,12 +12,10 @@
 
 #include "commands.h"
 #include "ctbpf/aggregator.h"
-#include "ctbpf/baseline.h"
 #include "ctbpf/error.h"
-#include "ctbpf/netns.h"
 #include "ctbpf/recording.h"
 #include "format.h"
-#include "fullness.h"
+#include "live.h"
 #include "loop.h"
 #include "watch_model.h"
 #include "watch_tui.h"
@@ -25,17 +23,6 @@
 namespace ctbpf::cli {
 
 namespace {
-
-// The dump costs about 4.4 us per entry here (250,000 entries: 1.1 s; `conntrack -L`
-// took 1.5 s): automatic up to 100,000 entries (under half a second), asked for beyond.
-constexpr int64_t kAutoBaselineMax = 100'000;
-
-std::optional<uint8_t> parse_proto(const std::string& p) {
-    if (p.empty()) return std::nullopt;
-    for (int n = 0; n < 256; ++n)
-        if (proto_name(static_cast<uint8_t>(n)) == p) return static_cast<uint8_t>(n);
-    throw Error(fmt::format("unknown protocol '{}': use tcp, udp, icmp, icmpv6, sctp, dccp, udplite, gre or a number", p), 2);
-}
 
 // Shows a snapshot every interval, on the screen or as lines; the same for live and replay.
 class View {
@@ -177,59 +164,13 @@ int replay(const WatchArgs& a) {
 
 int cmd_watch(const WatchArgs& a) {
     if (!a.replay.empty()) return replay(a);
-    const auto backend = parse_backend(a.backend);
-    if (!backend) throw Error(fmt::format("unknown backend '{}'", a.backend), 2);
     ModelOptions mo = model_options(a);
-    const auto proto = parse_proto(a.proto);
-
     block_stop_signals();
-    Aggregator agg(Aggregator::Options{a.capacity, a.capacity});
-    uint64_t drops_full = 0;
-    std::optional<FullnessCache> fullness;
-    auto on_record = [&](std::span<const std::byte> rec) {
-        auto e = decode_event(rec);
-        if (!e) return;
-        if (e->kind == EventKind::Drop && fullness->full(e->netns, e->ts_ns)) drops_full++;
-        if (proto && e->proto != *proto) return;
-        agg.add(*e);
-    };
-    SessionOptions so;
-    so.backend = *backend;
-    so.netns = a.netns;
-    Session s(so, on_record);
-    fullness.emplace(s);
-
-    // What the table already holds: once, by netlink, if cheap enough (or asked for).
-    bool baseline = false;
-    int64_t baseline_entries = 0;
-    double baseline_seconds = 0;
-    int64_t existing = 0;
-    for (const auto& w : s.watched())
-        if (auto t = s.table(w.inum)) existing += t->count;
-    if (a.baseline == "on" || (a.baseline == "auto" && existing <= kAutoBaselineMax)) {
-        s.drain();
-        for (const auto& w : s.watched()) {
-            const Baseline b = dump_baseline(w.name);
-            for (const auto& [addr, n] : b.by_source) agg.add_baseline(addr, n);
-            baseline_entries += b.total;
-            baseline_seconds += b.seconds;
-        }
-        baseline = true;
-    }
-
-    // Timeouts and the slab object size, read once, inside the (first) watched namespace.
-    TableFacts facts;
-    try {
-        NetnsFile ns(s.watched().front().name);
-        NetnsEntry inside(ns);
-        facts = read_table_facts();
-    } catch (const Error&) {
-        // conntrack not active there yet: the defaults in TableFacts serve
-    }
-    WatchModel model(live_source(s), facts, baseline, baseline_entries, baseline_seconds);
-    View view(a, mo, model, agg, drops_full);
-    if (!view.full_screen()) fmt::print(stderr, "{}\n", watching_line(s));
-    run_loop(s, LoopOptions{}, [&] { return view.tick(); });
+    Live live(LiveOptions{a.netns, a.backend, a.proto, a.baseline, a.capacity});
+    const uint64_t& drops_full = live.drops_full_ref();
+    View view(a, mo, live.model(), live.aggregator(), drops_full);
+    if (!view.full_screen()) fmt::print(stderr, "{}\n", watching_line(live.session()));
+    run_loop(live.session(), LoopOptions{}, [&] { return view.tick(); });
     return 0;
 }
 

@@ -9,6 +9,8 @@
 
 namespace ctbpf::cli {
 
+inline constexpr const char* kVersion = "0.1.0";
+
 struct EventsArgs {
     bool json = false;
     std::vector<std::string> netns;
@@ -53,6 +55,16 @@ struct ExportArgs {
     std::vector<std::string> netns;
 };
 
+struct ServeArgs {
+    std::string listen = "127.0.0.1:9669";
+    size_t top_k = 20;
+    double interval_s = 1;
+    std::optional<double> duration_s;
+    std::vector<std::string> netns;
+    std::string backend = "auto", baseline = "auto";
+    size_t capacity = 1 << 16;
+};
+
 struct StatusArgs {
     bool json = false;
 };
@@ -64,5 +76,6 @@ int cmd_record(const RecordArgs& a);
 int cmd_report(const ReportArgs& a);
 int cmd_export(const ExportArgs& a);  // cmd_status.cpp
 int cmd_probe(bool json);
+int cmd_serve(const ServeArgs& a);
 
 }  // namespace ctbpf::cli

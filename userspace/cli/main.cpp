@@ -10,7 +10,7 @@ int main(int argc, char** argv) {
     using namespace ctbpf::cli;
     CLI::App app{"ctbpf: live observer for Linux connection tracking (nf_conntrack)"};
     app.require_subcommand(1);
-    app.set_version_flag("--version", "ctbpf 0.1.0");
+    app.set_version_flag("--version", fmt::format("ctbpf {}", kVersion));
 
     EventsArgs ev;
     auto* events = app.add_subcommand("events", "print every conntrack event, then exact kernel totals");
@@ -92,6 +92,22 @@ int main(int argc, char** argv) {
                                                 "exit 0 fine, 1 warning, 2 critical");
     status->add_flag("--json", st.json, "as one JSON object");
 
+    ServeArgs sv;
+    auto* serve = app.add_subcommand("serve", "Prometheus/OpenMetrics exporter: /metrics with bounded top-K "
+                                              "per-source series, /healthz");
+    serve->add_option("--listen", sv.listen, "HOST:PORT to serve on (default 127.0.0.1:9669: loopback only)");
+    serve->add_option("--top-k", sv.top_k, "sources and destinations per family: a hard ceiling on series")
+        ->check(CLI::Range(1, 1000));
+    serve->add_option("--interval", sv.interval_s, "seconds between snapshots")->check(CLI::Range(0.1, 60.0));
+    serve->add_option("--duration", sv.duration_s, "stop after SECONDS (default: until Ctrl-C/SIGTERM)")
+        ->check(CLI::PositiveNumber);
+    serve->add_option("--netns", sv.netns, "network namespace to watch (repeatable; default: ctbpf's own)");
+    serve->add_option("--backend", sv.backend, "attach method: auto, fentry, kprobe or tracepoint")
+        ->check(CLI::IsMember({"auto", "fentry", "kprobe", "tracepoint"}));
+    serve->add_option("--baseline", sv.baseline, "count entries that predate ctbpf (one netlink dump): auto, on, off")
+        ->check(CLI::IsMember({"auto", "on", "off"}));
+    serve->add_option("--capacity", sv.capacity, "most sources tracked (bounds memory)")->check(CLI::Range(16, 1 << 26));
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
@@ -113,6 +129,7 @@ int main(int argc, char** argv) {
         if (*record) return cmd_record(ra);
         if (*report) return cmd_report(rp);
         if (*exp) return cmd_export(ex);
+        if (*serve) return cmd_serve(sv);
     } catch (const ctbpf::Error& e) {
         fmt::print(stderr, "ctbpf: {}\n", e.what());
         return e.exit_code();

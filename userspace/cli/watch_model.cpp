@@ -77,6 +77,7 @@ Snapshot WatchModel::take(const Aggregator& agg, uint64_t drops_full_total, cons
     prev_ns_ = now;
     prev_count_ = count_sum;
     prev_drops_full_ = drops_full_total;
+    snap.drops_full_total = drops_full_total;
 
     rows(snap, agg, opt);
 

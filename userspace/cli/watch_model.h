@@ -55,6 +55,7 @@ struct Snapshot {
     // Per second over the last interval, from the exact kernel totals.
     double inserts_s = 0, destroys_s = 0, growth_s = 0, drops_s = 0, drops_full_s = 0, early_drops_s = 0,
            insert_failed_s = 0;
+    uint64_t drops_full_total = 0;          // drops seen with the table full, since start
     std::optional<double> seconds_to_full;  // at the current growth, if growing
     KernelTotals totals;
     std::vector<SourceRow> sources;
