@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <thread>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -38,9 +39,32 @@ bool parse_addr(const std::string& s, sockaddr_storage& ss, socklen_t& len, uint
     return false;
 }
 
+// --rate: keeps the flows sent so far at or below rate x elapsed time; sleeps in short steps
+// when ahead, so a fixed, moderate load can be held (e.g. 50,000 new entries/s for the CPU
+// benchmark). rate 0: as fast as possible.
+class Pacer {
+public:
+    explicit Pacer(double rate) : rate_(rate), start_(std::chrono::steady_clock::now()) {}
+    void tick() {
+        if (rate_ <= 0) return;
+        ++done_;
+        // Check the clock every 64 flows only: cheap, and bursts stay below ~1 ms at 50k/s.
+        if (done_ % 64) return;
+        const double ahead =
+            static_cast<double>(done_) / rate_ -
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+        if (ahead > 0) std::this_thread::sleep_for(std::chrono::duration<double>(ahead));
+    }
+
+private:
+    double rate_;
+    uint64_t done_ = 0;
+    std::chrono::steady_clock::time_point start_;
+};
+
 // One bound socket per source; each flow differs by destination port.
 int run_fast(const std::vector<std::pair<sockaddr_storage, socklen_t>>& from, sockaddr_storage to,
-             socklen_t to_len, unsigned flows, unsigned sport_base, double seconds) {
+             socklen_t to_len, unsigned flows, unsigned sport_base, double seconds, double rate) {
     std::vector<int> fds;
     for (auto [ss, len] : from) {
         int fd = socket(to.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -59,15 +83,22 @@ int run_fast(const std::vector<std::pair<sockaddr_storage, socklen_t>>& from, so
                                                          : reinterpret_cast<sockaddr_in6*>(&to)->sin6_port);
     const char payload[] = "ctbpf";
     uint64_t sent = 0, failed = 0;
+    Pacer pace(rate);
     const auto start = std::chrono::steady_clock::now();
     do {
         for (unsigned f = 0; f < flows; ++f) {
             const uint16_t dp = htons(static_cast<uint16_t>(base + f));
             if (to.ss_family == AF_INET) reinterpret_cast<sockaddr_in*>(&to)->sin_port = dp;
             else reinterpret_cast<sockaddr_in6*>(&to)->sin6_port = dp;
-            for (int fd : fds)
+            // With --seconds, stop mid-round at the deadline (a paced round can be long).
+            if (seconds > 0 && f % 256 == 0 &&
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() >= seconds)
+                break;
+            for (int fd : fds) {
                 sendto(fd, payload, sizeof payload, 0, reinterpret_cast<const sockaddr*>(&to), to_len) >= 0 ? sent++
                                                                                                              : failed++;
+                pace.tick();
+            }
         }
     } while (seconds > 0 &&
              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < seconds);
@@ -88,6 +119,7 @@ int main(int argc, char** argv) {
     double seconds = 0;
     unsigned sport_base = 20000;
     bool fast = false;
+    double rate = 0;
     app.add_option("--src", sources, "source addresses (repeatable; must be local)")->required();
     app.add_option("--dst", dst, "destination address (loopback or a test host)");
     app.add_option("--port", port, "destination port");
@@ -102,6 +134,8 @@ int main(int argc, char** argv) {
                  "UDP only: one socket per source, flow f goes to port + f (one syscall per flow, for "
                  "benchmarks; a new entry per flow all the same)");
     app.add_option("--seconds", seconds, "repeat rounds until this many seconds have passed (0: one round)");
+    app.add_option("--rate", rate, "at most this many flows per second (0: as fast as possible)")
+        ->check(CLI::NonNegativeNumber);
     CLI11_PARSE(app, argc, argv);
 
     sockaddr_storage to{};
@@ -127,10 +161,11 @@ int main(int argc, char** argv) {
             fmt::print(stderr, "ctbpf-loadgen: --fast needs --proto udp and --port + --flows below 65536\n");
             return 2;
         }
-        return run_fast(from, to, to_len, flows, sport_base, seconds);
+        return run_fast(from, to, to_len, flows, sport_base, seconds, rate);
     }
     const char payload[] = "ctbpf";
     uint64_t sent = 0, failed = 0;
+    Pacer pace(rate);
     const auto start = std::chrono::steady_clock::now();
     if (sport_base && sport_base + flows > 65536) {
         fmt::print(stderr, "ctbpf-loadgen: --sport-base + --flows must stay below 65536\n");
@@ -160,6 +195,7 @@ int main(int argc, char** argv) {
                 else if (ok) ok = sendto(fd, payload, sizeof payload, 0, reinterpret_cast<const sockaddr*>(&to), to_len) >= 0;
                 ok ? sent++ : failed++;
                 close(fd);
+                pace.tick();
             }
         }
     } while (seconds > 0 &&

@@ -5,10 +5,11 @@
 
 #include <array>
 #include <cstdint>
-#include <unordered_map>
+#include <memory>
 #include <vector>
 
 #include "ctbpf/decode.h"
+#include "ctbpf/flat_map.h"
 #include "ctbpf/heavy_hitters.h"
 
 namespace ctbpf {
@@ -33,8 +34,54 @@ private:
     uint64_t head_ = 0;  // newest second written
 };
 
+// RateWindow's exact answers in 80 bytes instead of 264, for the per-source insert rate.
+// Each second's count takes one byte: a tracked source rarely makes 256 entries in one
+// second. The first count that would not fit moves this history into a full RateWindow on
+// the heap, for that source only, until its slot goes to another source (then the payload,
+// and with it the RateWindow, is reset). Same operations and results as RateWindow.
+class RateHistory {
+public:
+    static constexpr unsigned kSeconds = RateWindow::kSeconds;
+
+    RateHistory() = default;
+    RateHistory(const RateHistory& o) : slots_(o.slots_), head_(o.head_) {
+        if (o.wide_) wide_ = std::make_unique<RateWindow>(*o.wide_);
+    }
+    RateHistory& operator=(const RateHistory& o) {
+        if (this != &o) *this = RateHistory(o);
+        return *this;
+    }
+    RateHistory(RateHistory&&) noexcept = default;
+    RateHistory& operator=(RateHistory&&) noexcept = default;
+
+    void add(uint64_t sec, uint32_t n = 1);
+    void remove(uint64_t sec, uint32_t n = 1);
+    double rate(uint64_t now_sec, unsigned window) const;
+    uint32_t at(uint64_t now_sec, uint64_t sec) const {
+        if (wide_) return wide_->at(now_sec, sec);
+        if (sec >= now_sec || now_sec - sec > kSeconds) return 0;
+        if (sec > head_ || head_ - sec >= kSlots) return 0;
+        return slots_[sec % kSlots];
+    }
+    bool wide() const { return wide_ != nullptr; }  // moved to a full RateWindow
+    size_t heap_bytes() const { return wide_ ? sizeof(RateWindow) : 0; }
+
+private:
+    void advance(uint64_t sec);
+    void widen();
+    static constexpr unsigned kSlots = 64;  // as RateWindow: > kSeconds + the second in progress
+    static constexpr uint32_t kMax = UINT8_MAX;
+    std::array<uint8_t, kSlots> slots_{};
+    uint64_t head_ = 0;                  // newest second written
+    std::unique_ptr<RateWindow> wide_;   // set once a count exceeded kMax; then used alone
+};
+
+// One per tracked source, inside the Space-Saving slot: 168 bytes (x86-64), so with the
+// summary's own slot fields, count bucket and index about 264 bytes per tracked source, plus
+// 264 for each source that made more than 255 inserts in one second of the last minute.
 struct SourceStats {
     Address addr;
+    uint32_t epoch = 0;          // which tracking period this is (entries owned across evictions)
     uint64_t inserts = 0;        // confirmed inserts (failed ones taken back)
     uint64_t drops = 0;          // packets conntrack dropped for this source
     uint64_t early_drops = 0;    // its entries evicted to make room
@@ -42,12 +89,11 @@ struct SourceStats {
     uint64_t insert_failed = 0;
     int64_t entries = 0;         // live entries: inserted while watching, plus `baseline`
     int64_t baseline = 0;        // entries from the start-up dump still alive
-    RateWindow insert_rate;
+    RateHistory insert_rate;
     // Bounded tracking (Space-Saving over activity = inserts + drops + baseline): a source
     // that took over the slot of an evicted one may have had up to `activity_error` events
     // before it was tracked; they are counted under other(). 0 means its figures are exact.
     uint64_t activity_error = 0;
-    uint64_t epoch = 0;          // which tracking period this is (entries owned across evictions)
 };
 
 struct DestKey {
@@ -98,18 +144,26 @@ public:
     uint64_t untracked_bound() const { return sources_.min_count(); }
     const SourceStats& other() const { return other_; }  // evicted or never tracked
     size_t live_entries() const { return live_.size(); }
+    // Bytes held for tracked sources: the summary (slots with their SourceStats, count
+    // buckets, index; fixed at construction) plus the RateWindows of the sources that needed
+    // one. Divide by source_capacity() for the cost per tracked source.
+    size_t source_memory_bytes() const;
+    // Everything: sources, destinations and the live-entry map (which grows with the table).
+    size_t memory_bytes() const;
     // Events of each kind seen, indexed by EventKind value.
     const std::array<uint64_t, 6>& seen() const { return seen_; }
 
 private:
     using Sources = SpaceSaving<Address, SourceStats, AddressHash>;
     using Dests = SpaceSaving<DestKey, DestStats, DestKeyHash>;
+    // Who inserted a live entry: the source's slot and its tracking period there. A slot
+    // given to another source gets a new epoch, so the entry then belongs to other().
     struct Owner {
-        Address addr;
-        uint64_t epoch;
+        uint32_t slot;
+        uint32_t epoch;
     };
 
-    SourceStats& track(const Address& a, uint64_t weight);  // counts as activity
+    Sources::Entry& track(const Address& a, uint64_t weight);  // counts as activity
     SourceStats& owner(const Owner& o);                      // the source now, or other()
 
     Options opt_;
@@ -117,8 +171,10 @@ private:
     SourceStats other_;
     Dests dests_;
     DestStats other_dest_;
-    uint64_t next_epoch_ = 1;
-    std::unordered_map<uint64_t, Owner> live_;  // ct_id -> who inserted it, for occupancy
+    // 32-bit epochs wrap; an entry would be charged to the wrong source only if its slot
+    // changed hands a multiple of 2^32 times during its life (0 is skipped: "no epoch yet").
+    uint32_t next_epoch_ = 1;
+    FlatMap<Owner> live_;  // ct_id -> who inserted it, for occupancy
     std::array<uint64_t, 6> seen_{};
 };
 

@@ -70,7 +70,7 @@ public:
             raise(s, weight);
         } else if (slots_.size() < capacity_) {  // room left: the count is exact
             s = static_cast<uint32_t>(slots_.size());
-            slots_.push_back(Slot{Entry{k, weight, 0, Payload{}}, h});
+            slots_.push_back(Slot{h, kNil, kNil, kNil, Entry{k, weight, 0, Payload{}}});
             index_[pos] = Cell{s, h};
             place(s, kNil);
         } else {  // full: take over a slot with the minimum count
@@ -100,6 +100,15 @@ public:
     Entry* find(const Key& k) {  // to update a payload without counting
         return const_cast<Entry*>(std::as_const(*this).find(k));
     }
+
+    // Slot number of a tracked entry, in [0, capacity()): it stays the entry's until a
+    // later add() gives the slot to another key. Lets callers refer to an entry in 4 bytes.
+    uint32_t slot_of(const Entry& e) const {
+        const auto* first = reinterpret_cast<const char*>(&slots_.front().entry);
+        return static_cast<uint32_t>((reinterpret_cast<const char*>(&e) - first) / sizeof(Slot));
+    }
+    const Entry& at_slot(uint32_t s) const { return slots_[s].entry; }
+    Entry& at_slot(uint32_t s) { return slots_[s].entry; }
 
     size_t size() const { return slots_.size(); }
     // Visits every tracked entry, in no particular order.
@@ -154,12 +163,14 @@ public:
 private:
     static constexpr uint32_t kNil = UINT32_MAX;
 
+    // Links first, then the entry: key, count and links share the first cache line, so
+    // bucket moves and probes do not also touch a large payload's lines.
     struct Slot {
-        Entry entry;
         uint32_t hash;             // mixed hash, so the index can move cells without rehashing
         uint32_t prev = kNil;      // neighbours in the bucket's list of slots
         uint32_t next = kNil;
         uint32_t bucket = kNil;
+        Entry entry;
     };
     // All slots with one count; buckets form a list by increasing count, starting at min_.
     struct Bucket {

@@ -167,3 +167,93 @@ TEST_F(Serve, PrometheusNamesTheNoisySourceAndAgreesWithTheKernel) {
     serve.stop_plain();
     EXPECT_EQ(serve.exit_status(), 0) << serve.stderr_text();
 }
+
+namespace {
+
+long rss_kib(const std::string& pattern) {
+    const std::string pid = sh_ok("pgrep -of '^[^ ]*ctbpf " + pattern + "'");  // not this shell
+    return std::stol(sh_ok("awk '/^VmRSS/ {print $2}' /proc/" + pid.substr(0, pid.find('\n')) + "/status"));
+}
+
+// Seconds one scrape took (curl), or -1 if it was not a 200.
+double scrape_seconds(int port, const std::string& from = "127.0.0.1") {
+    const CmdResult r = sh(fmt::format(
+        "curl -s -m 3 --interface {} -o /dev/null -w '%{{http_code}} %{{time_total}}' http://127.0.0.1:{}/metrics", from,
+        port));
+    if (r.out.rfind("200 ", 0) != 0) return -1;
+    return std::stod(r.out.substr(4));
+}
+
+}  // namespace
+
+TEST_F(Serve, KeepsServingDuringADropStormAndAgainstHostileClients) {
+    Netns ns("servestorm");
+    ConntrackMax max(300);
+    const int port = free_port();
+    Ctbpf serve({"--netns", ns.name(), "--listen", fmt::format("127.0.0.1:{}", port), "--interval", "0.5",
+                 "--baseline", "off"},
+                "serve");
+    const auto before = ns.stat();
+    // A table-full drop storm on both cores while we scrape.
+    // (sh, not loadgen(): a failure must not throw out of the thread.)
+    CmdResult storm_result;
+    std::thread storm([&] {
+        storm_result = sh(fmt::format("ip netns exec {} {} --fast --port 1 --src 127.0.1.1 --src 127.0.1.2 "
+                                      "--src 127.0.1.3 --src 127.0.1.4 --flows 60000", ns.name(), LOADGEN_BIN));
+    });
+    double worst = 0;
+    int scrapes = 0;
+    for (; scrapes < 10; ++scrapes) {
+        const double s = scrape_seconds(port);
+        EXPECT_GE(s, 0) << "a scrape failed during the storm";
+        worst = std::max(worst, s);
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    storm.join();
+    ASSERT_EQ(storm_result.status, 0) << storm_result.err;
+    const long long drops = delta(before, ns.stat(), "drop");
+    ASSERT_GT(drops, 100'000);
+    std::printf("worst scrape during the storm: %.3f s over %d scrapes; %lld drops\n", worst, scrapes, drops);
+    EXPECT_LT(worst, 1.0);
+    // The exported drop total catches up with the kernel's exactly.
+    std::string text;
+    for (int i = 0; i < 20; ++i) {
+        text = sh_ok(fmt::format("curl -s http://127.0.0.1:{}/metrics", port));
+        if (text.find(fmt::format("ctbpf_conntrack_drops_total{{reason=\"table_full\"}} {}\n", drops)) != std::string::npos)
+            break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+    EXPECT_NE(text.find(fmt::format("ctbpf_conntrack_drops_total{{reason=\"table_full\"}} {}\n", drops)), std::string::npos)
+        << text;
+
+    // Hostile clients: 300 connections from one address, half of them sending a request
+    // that never ends (slowloris), none reading. Memory stays flat and a scraper on another
+    // address is served at once.
+    const std::string pattern = "serve --netns " + ns.name();
+    const long rss0 = rss_kib(pattern);
+    std::vector<int> fds;
+    for (int i = 0; i < 300; ++i) {
+        const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in sin{};
+        sin.sin_family = AF_INET;
+        sin.sin_port = htons(static_cast<uint16_t>(port));
+        sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (connect(fd, reinterpret_cast<sockaddr*>(&sin), sizeof sin) == 0 && i % 2 == 0) {
+            const std::string partial = "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+            (void)!write(fd, partial.data(), partial.size());
+        }
+        fds.push_back(fd);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    const double other = scrape_seconds(port, "127.0.0.2");
+    EXPECT_GE(other, 0) << "a scraper on another address was refused";
+    EXPECT_LT(other, 1.0);
+    const long rss1 = rss_kib(pattern);
+    std::printf("RSS %ld KiB before, %ld KiB with 300 hostile connections\n", rss0, rss1);
+    EXPECT_LT(rss1 - rss0, 8 * 1024);
+    for (int fd : fds) close(fd);
+    // Health: the observer kept publishing throughout.
+    EXPECT_EQ(sh(fmt::format("curl -sf http://127.0.0.1:{}/healthz", port)).status, 0);
+    serve.stop_plain();
+    EXPECT_EQ(serve.exit_status(), 0) << serve.stderr_text();
+}

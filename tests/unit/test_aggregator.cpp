@@ -2,7 +2,9 @@
 // userspace/aggregate/aggregator.cpp), driven by synthetic events and clocks.
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,6 +23,7 @@ using ctbpf::DestKeyHash;
 using ctbpf::DestStats;
 using ctbpf::Event;
 using ctbpf::EventKind;
+using ctbpf::RateHistory;
 using ctbpf::RateWindow;
 using ctbpf::Reason;
 using ctbpf::SortKey;
@@ -238,6 +241,93 @@ TEST(RateWindow, NearTheEpoch) {
     EXPECT_EQ(w.rate(0, 10), 0.0);
 }
 
+// ================================================================ RateHistory
+
+// RateHistory must answer exactly as RateWindow, byte-sized or widened: random adds (some
+// large enough to widen), late and too-old seconds, gaps, removes, checked at many `now`s.
+TEST(RateHistory, MatchesRateWindow) {
+    std::mt19937_64 rng(11);
+    for (int run = 0; run < 300; ++run) {
+        RateWindow w;
+        RateHistory h;
+        uint64_t t = rng() % 200;
+        const uint32_t big = run % 3 == 0 ? 400 : 40;  // a third of the runs widen
+        for (int op = 0; op < 400; ++op) {
+            const auto r = rng() % 20;
+            if (r < 2) t += rng() % 90;  // gaps, some beyond the ring
+            else if (r < 12) t += rng() % 2;
+            const uint64_t sec = t >= 70 && rng() % 4 == 0 ? t - rng() % 70 : t;  // late, or too old
+            const auto n = static_cast<uint32_t>(rng() % big);
+            if (rng() % 5 == 0) {
+                w.remove(sec, n);
+                h.remove(sec, n);
+            } else {
+                w.add(sec, n);
+                h.add(sec, n);
+            }
+            const uint64_t now = t + rng() % 3;
+            for (unsigned win : {1u, 10u, 60u, 61u})
+                ASSERT_EQ(h.rate(now, win), w.rate(now, win)) << "run " << run << " op " << op;
+            for (uint64_t s = now > 62 ? now - 62 : 0; s <= now; ++s)
+                ASSERT_EQ(h.at(now, s), w.at(now, s)) << "run " << run << " op " << op << " sec " << s;
+        }
+    }
+}
+
+TEST(RateHistory, CountAboveAByteMovesToAFullWindow) {
+    RateHistory h;
+    h.add(100, 200);
+    h.add(99, 3);
+    h.add(100, 55);  // 255: still fits
+    EXPECT_FALSE(h.wide());
+    EXPECT_EQ(h.heap_bytes(), 0u);
+    h.add(100);  // 256 does not: no saturation, the history moves
+    EXPECT_TRUE(h.wide());
+    EXPECT_GT(h.heap_bytes(), 0u);
+    EXPECT_EQ(h.at(101, 100), 256u);
+    EXPECT_EQ(h.at(101, 99), 3u);
+    EXPECT_EQ(h.rate(101, 1), 256.0);
+    h.add(101, 100000);
+    h.remove(101, 1);
+    EXPECT_EQ(h.at(102, 101), 99999u);
+    EXPECT_EQ(h.rate(102, 10), (3.0 + 256 + 99999) / 10);
+    // A copy is deep; moving keeps the answers.
+    RateHistory copy = h;
+    h.add(102, 5);
+    EXPECT_EQ(copy.at(103, 102), 0u);
+    EXPECT_EQ(h.at(103, 102), 5u);
+    RateHistory moved = std::move(copy);
+    EXPECT_EQ(moved.at(102, 101), 99999u);
+    // One huge add widens at once, without wrapping the byte.
+    RateHistory g;
+    g.add(5, 1u << 31);
+    EXPECT_EQ(g.at(6, 5), 1u << 31);
+}
+
+TEST(RateHistory, WideningKeepsTheNewestSecondForLateAdds) {
+    // Seconds 36..99 are in the ring (newest 99); widening must not forget that 99 is the
+    // newest, or it would accept a late add to second 35 that the byte ring ignores.
+    RateWindow w;
+    RateHistory h;
+    w.add(99, 1);
+    w.add(40, 2);
+    h.add(99, 1);
+    h.add(40, 2);
+    h.add(40, 300);  // widens while second 40 is not the newest
+    w.add(40, 300);
+    h.add(35, 7);    // too old for both
+    w.add(35, 7);
+    EXPECT_TRUE(h.wide());
+    for (uint64_t s = 30; s <= 100; ++s) EXPECT_EQ(h.at(100, s), w.at(100, s)) << "second " << s;
+    EXPECT_EQ(h.rate(100, 60), w.rate(100, 60));
+}
+
+TEST(RateHistory, IsSmallerThanRateWindow) {
+    EXPECT_LE(sizeof(RateHistory), 80u);
+    EXPECT_GT(sizeof(RateWindow), 256u);
+    EXPECT_LE(sizeof(SourceStats), 168u);  // the per-source figure given in aggregator.h
+}
+
 // ================================================================ Aggregator: occupancy
 
 TEST(Aggregator, InsertsAndLiveEntriesPerSource) {
@@ -285,6 +375,21 @@ TEST(Aggregator, InsertFeedsTheSourceInsertRate) {
     EXPECT_EQ(s.insert_rate.rate(6, 1), 2.0);
     EXPECT_EQ(s.insert_rate.rate(7, 1), 1.0);
     EXPECT_EQ(s.insert_rate.rate(7, 10), 0.3);
+}
+
+TEST(Aggregator, BusySourceRateIsExactBeyondAByte) {
+    Aggregator agg;
+    for (uint64_t ct = 1; ct <= 1000; ++ct) agg.add(insert(ct, "10.0.0.1", 5));
+    for (uint64_t ct = 1001; ct <= 1010; ++ct) agg.add(insert(ct, "10.0.0.1", 6));
+    agg.add(insert_failed(1000, "10.0.0.1"));  // taken back in second 0 (its ts), which holds nothing
+    const SourceStats& s = src_of(agg, "10.0.0.1");
+    EXPECT_EQ(s.insert_rate.at(7, 5), 1000u);
+    EXPECT_EQ(s.insert_rate.at(7, 6), 10u);
+    EXPECT_EQ(s.insert_rate.rate(6, 1), 1000.0);
+    EXPECT_EQ(s.insert_rate.rate(7, 10), 101.0);
+    EXPECT_EQ(s.insert_rate.rate(7, 60), 1010.0 / 60);
+    EXPECT_EQ(s.inserts, 1009u);
+    EXPECT_GT(agg.source_memory_bytes(), 0u);
 }
 
 TEST(Aggregator, DestroyOfSeenEntryDecrementsEntries) {
@@ -687,6 +792,61 @@ TEST(Aggregator, MaxSourcesBound) {
     }
     EXPECT_EQ(left, 0);
     EXPECT_EQ(agg.live_entries(), 0u);
+}
+
+// The slot of an evicted source is reused at once by the next one: entries the old source
+// inserted must come off other() (where its figures went), never off the new owner.
+TEST(Aggregator, EntriesOfAnEvictedSourceDoNotFollowItsSlot) {
+    Aggregator agg(options(1, 16));
+    agg.add(insert(1, "10.0.0.1"));
+    agg.add(insert(2, "10.0.0.2"));  // takes over the only slot
+    EXPECT_EQ(agg.source(addr("10.0.0.1")), nullptr);
+    const SourceStats& b = src_of(agg, "10.0.0.2");
+    EXPECT_EQ(b.entries, 1);
+    EXPECT_EQ(b.activity_error, 1u);
+    EXPECT_EQ(agg.other().entries, 1);
+    agg.add(destroy(1, "10.0.0.1"));
+    EXPECT_EQ(b.entries, 1);
+    EXPECT_EQ(b.destroys, 0u);
+    EXPECT_EQ(agg.other().entries, 0);
+    EXPECT_EQ(agg.other().destroys, 1u);
+    // The first source back in the same slot is a new period: ct 2 is still not its own.
+    agg.add(insert(3, "10.0.0.1"));
+    agg.add(insert(4, "10.0.0.1"));
+    agg.add(insert(5, "10.0.0.1"));
+    const SourceStats& a = src_of(agg, "10.0.0.1");
+    agg.add(early_drop(2, "10.0.0.2"));
+    EXPECT_EQ(a.entries, 3);
+    EXPECT_EQ(a.early_drops, 0u);
+    EXPECT_EQ(agg.other().early_drops, 1u);
+    agg.add(destroy(4, "10.0.0.1"));
+    EXPECT_EQ(a.entries, 2);
+    EXPECT_EQ(agg.live_entries(), 2u);
+}
+
+// top_sources selects the best n without sorting everything: it must give exactly the
+// first n of a full sort under every key, with many ties.
+TEST(Aggregator, TopSourcesEqualsTheFullSortPrefix) {
+    Aggregator agg(options(300, 16));
+    std::mt19937_64 rng(3);
+    uint64_t ct = 1;
+    for (int i = 0; i < 5000; ++i) {
+        const std::string a = "10.0." + std::to_string(rng() % 2) + "." + std::to_string(rng() % 200);
+        switch (rng() % 4) {
+            case 0: agg.add(drop(a, "10.99.0.1", 80, IPPROTO_TCP)); break;
+            case 1: agg.add(destroy(ct - rng() % 50, a)); break;
+            default: agg.add(insert(ct++, a, 990 + rng() % 11)); break;
+        }
+    }
+    for (SortKey key : {SortKey::Inserts, SortKey::Rate1s, SortKey::Entries, SortKey::Drops}) {
+        const auto all = agg.top_sources(key, agg.source_count(), 1000);
+        ASSERT_EQ(all.size(), agg.source_count());
+        for (size_t n : {0, 1, 2, 20, 100, 299}) {
+            const auto top = agg.top_sources(key, n, 1000);
+            ASSERT_EQ(top.size(), std::min(n, all.size()));
+            EXPECT_TRUE(std::equal(top.begin(), top.end(), all.begin())) << "n " << n;
+        }
+    }
 }
 
 TEST(Aggregator, ZeroCapacityIsRejected) {

@@ -38,6 +38,57 @@ double RateWindow::rate(uint64_t now_sec, unsigned window) const {
     return static_cast<double>(sum) / window;
 }
 
+void RateHistory::advance(uint64_t sec) {
+    if (sec <= head_) return;
+    if (sec - head_ >= kSlots) slots_.fill(0);  // the usual case for a new source
+    else
+        for (uint64_t s = head_ + 1; s <= sec; ++s) slots_[s % kSlots] = 0;
+    head_ = sec;
+}
+
+// Replays the byte counts into a RateWindow with the same newest second, so that from here
+// on it answers (and accepts or ignores late seconds) exactly as this history would have.
+void RateHistory::widen() {
+    wide_ = std::make_unique<RateWindow>();
+    wide_->add(head_, 0);
+    for (uint64_t age = 0; age < kSlots && age <= head_; ++age)
+        if (const uint8_t c = slots_[(head_ - age) % kSlots]) wide_->add(head_ - age, c);
+}
+
+void RateHistory::add(uint64_t sec, uint32_t n) {
+    if (wide_) return wide_->add(sec, n);
+    advance(sec);
+    if (head_ - sec >= kSlots) return;  // too old to matter
+    uint8_t& slot = slots_[sec % kSlots];
+    if (uint64_t{slot} + n <= kMax) {
+        slot = static_cast<uint8_t>(slot + n);
+        return;
+    }
+    widen();
+    wide_->add(sec, n);
+}
+
+void RateHistory::remove(uint64_t sec, uint32_t n) {
+    if (wide_) return wide_->remove(sec, n);
+    if (sec > head_ || head_ - sec >= kSlots) return;
+    uint8_t& slot = slots_[sec % kSlots];
+    slot = static_cast<uint8_t>(slot - std::min<uint32_t>(slot, n));
+}
+
+double RateHistory::rate(uint64_t now_sec, unsigned window) const {
+    if (wide_) return wide_->rate(now_sec, window);
+    if (window == 0) return 0;
+    window = std::min(window, kSeconds);
+    // The seconds at() would count: [now - window, now - 1], not before 0, not after the
+    // newest written, not older than the ring. Summed without a test per second, since
+    // top_sources() asks this of every tracked source.
+    const uint64_t lo = std::max(now_sec > window ? now_sec - window : 0, head_ >= kSlots ? head_ - kSlots + 1 : 0);
+    const uint64_t hi = std::min(now_sec, head_ + 1);  // exclusive
+    uint64_t sum = 0;
+    for (uint64_t s = lo; s < hi; ++s) sum += slots_[s % kSlots];
+    return static_cast<double>(sum) / window;
+}
+
 size_t DestKeyHash::operator()(const DestKey& k) const noexcept {
     return AddressHash{}(k.addr) ^ (size_t{k.port} << 17) ^ (size_t{k.proto} << 40);
 }
@@ -57,20 +108,21 @@ void fold(SourceStats& into, const SourceStats& from) {
 }
 }  // namespace
 
-SourceStats& Aggregator::track(const Address& a, uint64_t weight) {
+Aggregator::Sources::Entry& Aggregator::track(const Address& a, uint64_t weight) {
     auto& e = sources_.add(a, weight, [&](const Sources::Entry& old) { fold(other_, old.payload); });
     if (e.payload.epoch == 0) {  // a new slot (or one taken over): start this key's period
         e.payload.addr = a;
         e.payload.epoch = next_epoch_++;
+        if (next_epoch_ == 0) next_epoch_ = 1;
         e.payload.activity_error = e.error;
     }
-    return e.payload;
+    return e;
 }
 
 SourceStats& Aggregator::owner(const Owner& o) {
-    auto* e = sources_.find(o.addr);
-    // Same key, same period: still tracked. Otherwise its entries were folded into other().
-    return e && e->payload.epoch == o.epoch ? e->payload : other_;
+    SourceStats& s = sources_.at_slot(o.slot).payload;
+    // Same slot, same period: still tracked. Otherwise its entries were folded into other().
+    return s.epoch == o.epoch ? s : other_;
 }
 
 void Aggregator::add(const Event& e) {
@@ -78,24 +130,23 @@ void Aggregator::add(const Event& e) {
     if (k < seen_.size()) seen_[k]++;
     switch (e.kind) {
         case EventKind::Insert: {
-            SourceStats& s = track(e.src, 1);
+            auto& tracked = track(e.src, 1);
+            SourceStats& s = tracked.payload;
             s.inserts++;
             s.entries++;
             s.insert_rate.add(e.ts_ns / 1'000'000'000ull);
-            live_[e.ct_id] = Owner{s.addr, s.epoch};
+            live_.insert_or_assign(e.ct_id, Owner{sources_.slot_of(tracked), s.epoch});
             break;
         }
         case EventKind::InsertFailed: {
             // The insert was announced before confirm refused it: take it back.
-            auto it = live_.find(e.ct_id);
-            if (it != live_.end()) {
-                SourceStats& s = owner(it->second);
+            if (const auto o = live_.take(e.ct_id)) {
+                SourceStats& s = owner(*o);
                 s.entries--;
                 if (s.inserts) s.inserts--;
                 // The insert was counted in the second it was announced, close to this one.
                 s.insert_rate.remove(e.ts_ns / 1'000'000'000ull);
                 s.insert_failed++;
-                live_.erase(it);
             } else {
                 auto* f = sources_.find(e.src);
                 (f ? f->payload : other_).insert_failed++;
@@ -103,7 +154,7 @@ void Aggregator::add(const Event& e) {
             break;
         }
         case EventKind::Drop: {
-            track(e.src, 1).drops++;
+            track(e.src, 1).payload.drops++;
             const DestKey key{e.dst, e.dport, e.proto};
             auto& d = dests_.add(key, 1, [&](const Dests::Entry& old) { other_dest_.drops += old.payload.drops; });
             d.payload.key = key;
@@ -112,12 +163,10 @@ void Aggregator::add(const Event& e) {
         }
         case EventKind::EarlyDrop:
         case EventKind::Destroy: {
-            auto it = live_.find(e.ct_id);
             SourceStats* s = nullptr;
-            if (it != live_.end()) {
-                s = &owner(it->second);
+            if (const auto o = live_.take(e.ct_id)) {
+                s = &owner(*o);
                 s->entries--;
-                live_.erase(it);
             } else {
                 // Inserted before we started: part of the baseline, if one was taken.
                 auto* f = sources_.find(e.src);
@@ -136,7 +185,7 @@ void Aggregator::add(const Event& e) {
 
 void Aggregator::add_baseline(const Address& a, int64_t entries) {
     if (entries <= 0) return;
-    SourceStats& s = track(a, static_cast<uint64_t>(entries));
+    SourceStats& s = track(a, static_cast<uint64_t>(entries)).payload;
     s.baseline += entries;
     s.entries += entries;
 }
@@ -164,19 +213,48 @@ std::vector<const SourceStats*> Aggregator::top_sources(SortKey key, size_t n, u
         std::pair<double, double> m;
         const SourceStats* s;
     };
-    std::vector<Keyed> v;
-    v.reserve(sources_.size());
-    sources_.for_each([&](const Sources::Entry& e) { v.push_back({metric(&e.payload), &e.payload}); });
     auto better = [](const Keyed& a, const Keyed& b) {
         if (a.m != b.m) return a.m > b.m;
         return std::tie(a.s->addr.family, a.s->addr.bytes) < std::tie(b.s->addr.family, b.s->addr.bytes);
     };
-    n = std::min(n, v.size());
-    std::partial_sort(v.begin(), v.begin() + static_cast<long>(n), v.end(), better);
+    n = std::min(n, sources_.size());
+    // Bounded selection: a heap of the best n so far, its worst on top, so that each source
+    // costs one comparison unless it gets in (O(N log n), not a sort of all N).
+    // The primary key alone rejects most sources once the heap is full.
+    auto primary = [&](const SourceStats& s) {
+        return key == SortKey::Rate1s ? s.insert_rate.rate(now_sec, 1) : metric(&s).first;
+    };
+    std::vector<Keyed> best;
+    best.reserve(n);
+    if (n > 0)
+        sources_.for_each([&](const Sources::Entry& e) {
+            if (best.size() == n && primary(e.payload) < best.front().m.first) return;
+            const Keyed k{metric(&e.payload), &e.payload};
+            if (best.size() < n) {
+                best.push_back(k);
+                std::push_heap(best.begin(), best.end(), better);
+            } else if (better(k, best.front())) {
+                std::pop_heap(best.begin(), best.end(), better);
+                best.back() = k;
+                std::push_heap(best.begin(), best.end(), better);
+            }
+        });
+    std::sort_heap(best.begin(), best.end(), better);  // best first
     std::vector<const SourceStats*> out;
-    out.reserve(n);
-    for (size_t i = 0; i < n; ++i) out.push_back(v[i].s);
+    out.reserve(best.size());
+    for (const Keyed& k : best) out.push_back(k.s);
     return out;
+}
+
+size_t Aggregator::source_memory_bytes() const {
+    size_t bytes = sources_.memory_bytes();
+    sources_.for_each([&](const Sources::Entry& e) { bytes += e.payload.insert_rate.heap_bytes(); });
+    return bytes;
+}
+
+size_t Aggregator::memory_bytes() const {
+    return sizeof(*this) - sizeof(sources_) - sizeof(dests_) - sizeof(live_) + source_memory_bytes() +
+           dests_.memory_bytes() + live_.memory_bytes() + other_.insert_rate.heap_bytes();
 }
 
 std::vector<const DestStats*> Aggregator::top_destinations(size_t n) const {
