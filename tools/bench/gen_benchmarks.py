@@ -345,6 +345,16 @@ if fa and fa[0] is not None:
 else:
     targets.append(("first answer within 1 s of start with 250 k entries in the table", NA, NA))
 
+# 2b. Per-event cost of each attach point (kernel.bpf_stats_enabled run counts and times)
+ac = load_lines("attach_cost")
+rows = ["| mode | program | runs per new flow | ns per run | ns per new flow |", "|---|---|---|---|---|"]
+for r in ac:
+    if r["program"] == "all":
+        rows.append(f"| {r['mode']} | **all programs** | | | **{r['ns_per_flow']:.0f}** |")
+    else:
+        rows.append(f"| {r['mode']} | `{r['program']}` | {r['runs_per_flow']:.2f} | {r['ns_per_run']:.0f} | {r['ns_per_flow']:.0f} |")
+attach_table = "\n".join(rows) if ac else NA
+
 targets_table = "\n".join(f"| {t} | {m} | {v} |" for t, m, v in targets)
 
 # ctbpf's own exit status in the runs that stopped it with SIGTERM (0 expected): a crash on
@@ -380,6 +390,8 @@ values = {
     "cmd_heavy_hitters": cmd("heavy_hitters"),
     "hh_table": hh_table,
     "kernel_table": kernel_table,
+    "cmd_attach_cost": cmd("attach_cost"),
+    "attach_table": attach_table,
     "completeness_text": completeness_text,
     "cmd_events_vs": cmd("events_vs_conntrack"),
     "ev_flows": f"{med([r['kernel_new'] for r in evs if r['observer'] == 'none']) or 0:,.0f}",

@@ -74,6 +74,7 @@ step heavy_hitters "$BUILD/tools/ctbpf-bench-heavy-hitters" --benchmark_format=j
 step kernel_watch bash tools/bench/kernel.sh $KRUNS $KFLOWS watch
 step kernel_events bash tools/bench/kernel.sh $KRUNS $KFLOWS events
 [ $QUICK = 1 ] || step kernel_stopped bash tools/bench/kernel.sh 3 $KFLOWS stopped
+step attach_cost bash tools/bench/attach-cost.sh $KFLOWS
 # (4) peers: ctnetlink events at the maximum rate, CPU at 50k/s, top sources by table size.
 step events_vs_conntrack bash tools/bench/events-vs-conntrack-E.sh $ERUNS $KFLOWS
 step cpu bash tools/bench/cpu.sh $CRUNS $CSECS 50000
