@@ -112,7 +112,7 @@ struct DestStats {
     uint64_t drops = 0;
 };
 
-enum class SortKey { Inserts, Rate1s, Entries, Drops };
+enum class SortKey { Inserts, Rate1s, Rate10s, Entries, Drops };
 
 class Aggregator {
 public:

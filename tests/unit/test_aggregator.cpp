@@ -708,6 +708,15 @@ TEST_F(AggregatorRanking, ByRate1s) {
               (V{"fd00::1", "10.0.0.1", "10.0.0.3", "10.0.0.2"}));
 }
 
+TEST_F(AggregatorRanking, ByRate10s) {
+    // 10.0.0.2 has 0.5/s over ten seconds; 10.0.0.3 and 10.0.0.1 tie at 0.3 and the last
+    // second decides (3 vs 0); fd00::1's inserts are in the second still in progress.
+    EXPECT_EQ(names(agg.top_sources(SortKey::Rate10s, 10, kNow)),
+              (V{"10.0.0.2", "10.0.0.3", "10.0.0.1", "fd00::1"}));
+    // Eleven seconds on, 10.0.0.2's inserts at second 990 have left the window: 4 of 5 gone.
+    EXPECT_EQ(src_of(agg, "10.0.0.2").insert_rate.rate(kNow + 1, 10), 0.1);
+}
+
 TEST_F(AggregatorRanking, ByEntries) {
     EXPECT_EQ(names(agg.top_sources(SortKey::Entries, 10, kNow)),
               (V{"10.0.0.1", "10.0.0.2", "10.0.0.3", "fd00::1"}));
@@ -838,7 +847,7 @@ TEST(Aggregator, TopSourcesEqualsTheFullSortPrefix) {
             default: agg.add(insert(ct++, a, 990 + rng() % 11)); break;
         }
     }
-    for (SortKey key : {SortKey::Inserts, SortKey::Rate1s, SortKey::Entries, SortKey::Drops}) {
+    for (SortKey key : {SortKey::Inserts, SortKey::Rate1s, SortKey::Rate10s, SortKey::Entries, SortKey::Drops}) {
         const auto all = agg.top_sources(key, agg.source_count(), 1000);
         ASSERT_EQ(all.size(), agg.source_count());
         for (size_t n : {0, 1, 2, 20, 100, 299}) {

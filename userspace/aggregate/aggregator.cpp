@@ -204,6 +204,7 @@ std::vector<const SourceStats*> Aggregator::top_sources(SortKey key, size_t n, u
         switch (key) {
             case SortKey::Inserts: return {inserts, static_cast<double>(s->drops)};
             case SortKey::Rate1s: return {s->insert_rate.rate(now_sec, 1), s->insert_rate.rate(now_sec, 10) + inserts * 1e-9};
+            case SortKey::Rate10s: return {s->insert_rate.rate(now_sec, 10), s->insert_rate.rate(now_sec, 1) + inserts * 1e-9};
             case SortKey::Entries: return {static_cast<double>(s->entries), inserts};
             case SortKey::Drops: return {static_cast<double>(s->drops), inserts};
         }
@@ -222,7 +223,9 @@ std::vector<const SourceStats*> Aggregator::top_sources(SortKey key, size_t n, u
     // costs one comparison unless it gets in (O(N log n), not a sort of all N).
     // The primary key alone rejects most sources once the heap is full.
     auto primary = [&](const SourceStats& s) {
-        return key == SortKey::Rate1s ? s.insert_rate.rate(now_sec, 1) : metric(&s).first;
+        if (key == SortKey::Rate1s) return s.insert_rate.rate(now_sec, 1);
+        if (key == SortKey::Rate10s) return s.insert_rate.rate(now_sec, 10);
+        return metric(&s).first;
     };
     std::vector<Keyed> best;
     best.reserve(n);

@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
     watch->add_option("--cidr", wa.cidr, "only sources inside this prefix (e.g. 10.0.0.0/8)");
     watch->add_option("--proto", wa.proto, "only this protocol (tcp, udp, icmp, ...)");
     watch->add_option("--top", wa.top, "rows of sources and destinations")->check(CLI::Range(1, 10000));
-    watch->add_option("--sort", wa.sort, "rate, entries or drops")->check(CLI::IsMember({"rate", "entries", "drops"}));
+    watch->add_option("--sort", wa.sort, "rate (10 s average), entries or drops")->check(CLI::IsMember({"rate", "entries", "drops"}));
     watch->add_option("--baseline", wa.baseline,
                       "count entries that predate ctbpf with one netlink dump: auto (if <= 100k entries), on, off")
         ->check(CLI::IsMember({"auto", "on", "off"}));

@@ -104,7 +104,9 @@ void WatchModel::rows(Snapshot& snap, const Aggregator& agg, const ModelOptions&
     for (const auto& r : snap.tables) count_sum += r.count;
     snap.sources.clear();
     snap.destinations.clear();
-    const SortKey key = opt.sort == SourceSort::Rate ? SortKey::Rate1s
+    // "rate" ranks by the 10 s average: a burst that filled the table stays on top for ten
+    // seconds after it stops instead of being overtaken by any source active this second.
+    const SortKey key = opt.sort == SourceSort::Rate ? SortKey::Rate10s
                         : opt.sort == SourceSort::Entries ? SortKey::Entries
                                                           : SortKey::Drops;
     auto rows = agg.top_sources(key, opt.cidr ? agg.source_count() : opt.top, now_sec);
