@@ -63,6 +63,8 @@ static __always_inline struct ctbpf_event *event_reserve(__u8 kind)
 
 	if (!e) {
 		count(CTBPF_C_LOST, 1);
+		if (kind == CTBPF_EV_DROP)
+			count(CTBPF_C_LOST_DROP, 1);
 		return 0;
 	}
 	__builtin_memset(e, 0, sizeof(*e));

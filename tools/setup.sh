@@ -31,7 +31,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # Build toolchain and libraries.
 pkgs=(build-essential cmake pkg-config clang llvm libelf-dev zlib1g-dev
-      libcli11-dev libfmt-dev nlohmann-json3-dev libncurses-dev libnetfilter-conntrack-dev
+      libcli11-dev libfmt-dev nlohmann-json3-dev libncurses-dev libmnl-dev
       libzstd-dev libmicrohttpd-dev
       googletest libgtest-dev libgmock-dev libbenchmark-dev)
 # What the tests drive: real conntrack in network namespaces.

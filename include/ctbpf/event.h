@@ -46,6 +46,7 @@ enum ctbpf_counter {
 	CTBPF_C_CLASH_RESOLVED,
 	CTBPF_C_DESTROY,
 	CTBPF_C_LOST,               /* events not delivered: ring buffer full */
+	CTBPF_C_LOST_DROP,          /* of those, drop events (their table-full reason is unknown) */
 	CTBPF_C__COUNT,
 };
 

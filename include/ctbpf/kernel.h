@@ -81,6 +81,7 @@ struct SessionOptions {
 struct KernelTotals {
     int64_t insert = 0, drop = 0, early_drop = 0, insert_failed = 0, clash_resolved = 0,
             destroy = 0, lost = 0;
+    int64_t lost_drop = 0;  // drop events among `lost` (not recorded in files)
 };
 
 class Session {

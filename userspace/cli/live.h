@@ -32,11 +32,17 @@ public:
     uint64_t drops_full() const { return drops_full_; }
     const uint64_t& drops_full_ref() const { return drops_full_; }  // for views that keep it
     WatchModel& model() { return *model_; }
-    Snapshot take(const ModelOptions& mo) { return model_->take(agg_, drops_full_, mo); }
+    Snapshot take(const ModelOptions& mo) {
+        Snapshot s = model_->take(agg_, drops_full_, mo);
+        s.drops_other_total = drops_other_;
+        return s;
+    }
 
 private:
     Aggregator agg_;
-    uint64_t drops_full_ = 0;
+    // Drop events delivered, by whether the table was full (counted as they arrive, so
+    // both only grow: exported counters must never go down).
+    uint64_t drops_full_ = 0, drops_other_ = 0;
     std::optional<FullnessCache> fullness_;
     std::unique_ptr<Session> session_;
     std::unique_ptr<WatchModel> model_;

@@ -56,6 +56,7 @@ struct Snapshot {
     double inserts_s = 0, destroys_s = 0, growth_s = 0, drops_s = 0, drops_full_s = 0, early_drops_s = 0,
            insert_failed_s = 0;
     uint64_t drops_full_total = 0;          // drops seen with the table full, since start
+    uint64_t drops_other_total = 0;         // drops seen with the table not full (set by Live)
     std::optional<double> seconds_to_full;  // at the current growth, if growing
     KernelTotals totals;
     std::vector<SourceRow> sources;

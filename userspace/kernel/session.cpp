@@ -337,6 +337,7 @@ KernelTotals Session::totals() const {
     t.clash_resolved = sum(CTBPF_C_CLASH_RESOLVED);
     t.destroy = sum(CTBPF_C_DESTROY);
     t.lost = sum(CTBPF_C_LOST);
+    t.lost_drop = sum(CTBPF_C_LOST_DROP);
     return t;
 }
 

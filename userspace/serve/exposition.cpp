@@ -93,9 +93,9 @@ Format negotiate(std::string_view accept) {
 }
 
 size_t series_ceiling(size_t tables, size_t top_k) {
-    // build_info, 5 per table + time to full, 7 totals (drops has two reasons),
+    // build_info, 5 per table + time to full, 8 totals (drops has three reasons),
     // 2 tracking gauges, 4 per-source families and 1 destination family of top_k each.
-    return 1 + 5 * tables + 1 + 7 + 2 + 5 * top_k;
+    return 1 + 5 * tables + 1 + 8 + 2 + 5 * top_k;
 }
 
 std::string render(const cli::Snapshot& s, const TopK& top, const Exposition& e, Format f) {
@@ -128,11 +128,13 @@ std::string render(const cli::Snapshot& s, const TopK& top, const Exposition& e,
     w.sample("ctbpf_conntrack_inserts_total", {}, d(k.insert));
     w.family("ctbpf_conntrack_destroys_total", Type::Counter, "Entries removed (timeout or deletion; early drops not included)");
     w.sample("ctbpf_conntrack_destroys_total", {}, d(k.destroy));
+    // By reason, from the drop events as they were delivered, so that each series only
+    // grows; their sum trails the kernel's total by the events still in the ring buffer.
     w.family("ctbpf_conntrack_drops_total", Type::Counter,
-             "Packets conntrack dropped; reason=table_full when the table was full");
-    const double full = std::min(d(s.drops_full_total), d(k.drop));
-    w.sample("ctbpf_conntrack_drops_total", {{"reason", "table_full"}}, full);
-    w.sample("ctbpf_conntrack_drops_total", {{"reason", "other"}}, d(k.drop) - full);
+             "Packets conntrack dropped; reason=table_full when the table was full, unknown when the event was lost");
+    w.sample("ctbpf_conntrack_drops_total", {{"reason", "table_full"}}, d(s.drops_full_total));
+    w.sample("ctbpf_conntrack_drops_total", {{"reason", "other"}}, d(s.drops_other_total));
+    w.sample("ctbpf_conntrack_drops_total", {{"reason", "unknown"}}, d(k.lost_drop));
     w.family("ctbpf_conntrack_early_drops_total", Type::Counter, "Unassured entries evicted to make room (early_drop)");
     w.sample("ctbpf_conntrack_early_drops_total", {}, d(k.early_drop));
     w.family("ctbpf_conntrack_insert_failures_total", Type::Counter, "Entries that failed to insert (unresolved clashes)");
