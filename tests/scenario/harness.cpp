@@ -190,7 +190,17 @@ Ctbpf::Ctbpf(const std::vector<std::string>& args, const std::string& subcommand
     // Ready once it says so on stderr (attached), or failed if it exits first.
     std::string out;
     pump(-1, err_fd_, out, err_, 20000, [&] { return err_.find("watching") != std::string::npos; });
-    if (err_.find("watching") == std::string::npos) ADD_FAILURE() << "ctbpf did not start: " << err_;
+    if (err_.find("watching") == std::string::npos) {
+        int st = 0;
+        const bool exited = waitpid(pid_, &st, WNOHANG) == pid_;
+        if (exited) pid_ = -1;
+        ADD_FAILURE() << "ctbpf did not start ("
+                      << (!exited ? "still running after 20 s"
+                          : WIFEXITED(st) ? fmt::format("exit status {}{}", WEXITSTATUS(st),
+                                                        WEXITSTATUS(st) == 127 ? ": could not execute " CTBPF_BIN : "")
+                                          : fmt::format("killed by signal {}", WTERMSIG(st)))
+                      << "): " << err_;
+    }
 }
 
 Ctbpf::~Ctbpf() {
