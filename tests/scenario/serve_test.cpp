@@ -1,6 +1,7 @@
 // `ctbpf serve` scraped by a real Prometheus (Debian's package) during a reproduced
 // table-full incident: Prometheus's query API must name the noisy source and agree with the
-// kernel's own counters, the drop alert must fire, and the series count stays bounded.
+// kernel's own counters, the drop alert must fire, and the series count stays bounded; on a
+// table that fills to 92% the shipped fill alert fires before anything is dropped.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -270,6 +271,59 @@ TEST_F(Serve, KeepsServingDuringADropStormAndAgainstHostileClients) {
     for (int fd : fds) close(fd);
     // Health: the observer kept publishing throughout.
     EXPECT_EQ(sh(fmt::format("curl -sf http://127.0.0.1:{}/healthz", port)).status, 0);
+    serve.stop_plain();
+    EXPECT_EQ(serve.exit_status(), 0) << serve.stderr_text();
+}
+
+// "Alert before the table is full", with the rules exactly as shipped: the table grows to
+// 92% and stays there. While it grows the time-to-full rule is pending; a minute later
+// (its `for:`) the fill rule fires, with no packet dropped and the table not full.
+TEST_F(Serve, FillAlertFiresBeforeTheTableIsFull) {
+    Netns ns("warn");
+    ns.exec("sysctl -qw net.netfilter.nf_conntrack_udp_timeout=3600");  // entries stay
+    ConntrackMax max(1000);
+    const int port = free_port();
+    Ctbpf serve({"--netns", ns.name(), "--listen", fmt::format("127.0.0.1:{}", port), "--interval", "0.5",
+                 "--baseline", "off"},
+                "serve");
+    Prometheus prom(port);
+    ASSERT_EQ(prom.wait_for("up{job=\"ctbpf\"}", 1), 1) << "Prometheus cannot scrape ctbpf serve";
+
+    const auto before = ns.stat();
+    // A quiet source, then a noisy one growing the table by 100 entries a second.
+    loadgen(ns, "--src 127.0.1.2 --flows 20");
+    bool soon_seen = false;
+    for (int k = 0; k < 9; ++k) {
+        loadgen(ns, fmt::format("--src 127.0.1.1 --flows 100 --sport-base {}", 20000 + 100 * k));
+        std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+        soon_seen |= !prom.query("ALERTS{alertname=\"ConntrackTableFullSoon\"}").empty();
+    }
+    ASSERT_EQ(ns.count(), 920);
+    EXPECT_TRUE(soon_seen) << "time to full never went under 10 minutes while growing 100/s";
+
+    // The fill rule fires after holding for a minute (scrapes and evaluations every second).
+    const json firing = [&] {
+        for (int i = 0; i < 100; ++i) {
+            const json r = prom.query("ALERTS{alertname=\"ConntrackTableNearlyFull\",alertstate=\"firing\"}");
+            if (!r.empty()) return r;
+            std::this_thread::sleep_for(std::chrono::seconds(1));
+        }
+        return json::array();
+    }();
+    ASSERT_EQ(firing.size(), 1u) << "ConntrackTableNearlyFull did not fire within 100 s at 92%";
+    EXPECT_EQ(firing[0]["metric"]["netns"], ns.name());
+    EXPECT_EQ(firing[0]["metric"]["instance"], fmt::format("127.0.0.1:{}", port));
+    // Before the table is full: nothing dropped, room left, and the noisy source named.
+    const auto after = ns.stat();
+    EXPECT_EQ(delta(before, after, "drop"), 0);
+    EXPECT_EQ(delta(before, after, "early_drop"), 0);
+    EXPECT_LT(ns.count(), 1000);
+    EXPECT_EQ(prom.value("sum(ctbpf_conntrack_drops_total)"), 0);
+    EXPECT_EQ(prom.query("ALERTS{alertname=\"ConntrackDroppingPackets\"}").size(), 0u);
+    const json top = prom.query("topk(1, ctbpf_source_entries)");
+    ASSERT_EQ(top.size(), 1u);
+    EXPECT_EQ(top[0]["metric"]["source"], "127.0.1.1");
+    EXPECT_EQ(top[0]["value"][1], "900");
     serve.stop_plain();
     EXPECT_EQ(serve.exit_status(), 0) << serve.stderr_text();
 }
