@@ -45,7 +45,7 @@ int main(int argc, char** argv) {
     watch->add_option("--top", wa.top, "rows of sources and destinations")->check(CLI::Range(1, 10000));
     watch->add_option("--sort", wa.sort, "rate (10 s average), entries or drops")->check(CLI::IsMember({"rate", "entries", "drops"}));
     watch->add_option("--baseline", wa.baseline,
-                      "count entries that predate ctbpf with one netlink dump: auto (if <= 100k entries), on, off")
+                      "count entries that predate ctbpf with one netlink dump: auto (if <= 250k entries), on, off")
         ->check(CLI::IsMember({"auto", "on", "off"}));
     watch->add_option("--replay", wa.replay, "show a recording (ctbpf record) instead of the live kernel");
     watch->add_option("--speed", wa.speed, "with --replay: times real time (e.g. 10)")->check(CLI::PositiveNumber);
