@@ -221,17 +221,24 @@ std::vector<const SourceStats*> Aggregator::top_sources(SortKey key, size_t n, u
     n = std::min(n, sources_.size());
     // Bounded selection: a heap of the best n so far, its worst on top, so that each source
     // costs one comparison unless it gets in (O(N log n), not a sort of all N).
-    // The primary key alone rejects most sources once the heap is full.
+    // The primary key alone rejects most sources once the heap is full; for the rates a
+    // bound that costs no walk of the window comes first (a rate over w seconds is at most
+    // the source's inserts / w).
     auto primary = [&](const SourceStats& s) {
         if (key == SortKey::Rate1s) return s.insert_rate.rate(now_sec, 1);
         if (key == SortKey::Rate10s) return s.insert_rate.rate(now_sec, 10);
         return metric(&s).first;
     };
+    const double bound_div = key == SortKey::Rate1s ? 1 : key == SortKey::Rate10s ? 10 : 0;
     std::vector<Keyed> best;
     best.reserve(n);
     if (n > 0)
         sources_.for_each([&](const Sources::Entry& e) {
-            if (best.size() == n && primary(e.payload) < best.front().m.first) return;
+            if (best.size() == n) {
+                const double worst = best.front().m.first;
+                if (bound_div > 0 && static_cast<double>(e.payload.inserts) / bound_div < worst) return;
+                if (primary(e.payload) < worst) return;
+            }
             const Keyed k{metric(&e.payload), &e.payload};
             if (best.size() < n) {
                 best.push_back(k);
