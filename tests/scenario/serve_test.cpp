@@ -36,6 +36,15 @@ int free_port() {
     return ntohs(sin.sin_port);
 }
 
+// `ctbpf serve` on loopback for one namespace, publishing twice a second, no start-up dump
+// (every entry is made while it watches); `extra` adds options.
+std::vector<std::string> serve_args(const Netns& ns, int port, std::vector<std::string> extra = {}) {
+    std::vector<std::string> a{"--netns", ns.name(), "--listen", fmt::format("127.0.0.1:{}", port),
+                               "--interval", "0.5", "--baseline", "off"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+}
+
 // A Prometheus server of our own on loopback, scraping ctbpf every second, with the alert
 // rules shipped in deploy/prometheus. Killed and its data removed on destruction.
 class Prometheus {
@@ -101,9 +110,7 @@ TEST_F(Serve, PrometheusNamesTheNoisySourceAndAgreesWithTheKernel) {
     Netns ns("serve");
     ConntrackMax max(300);
     const int port = free_port();
-    Ctbpf serve({"--netns", ns.name(), "--listen", fmt::format("127.0.0.1:{}", port), "--top-k", "5",
-                 "--interval", "0.5", "--baseline", "off"},
-                "serve");
+    Ctbpf serve(serve_args(ns, port, {"--top-k", "5"}), "serve");
     Prometheus prom(port);
     ASSERT_EQ(prom.wait_for("up{job=\"ctbpf\"}", 1), 1) << "Prometheus cannot scrape ctbpf serve";
 
@@ -207,9 +214,7 @@ TEST_F(Serve, KeepsServingDuringADropStormAndAgainstHostileClients) {
     Netns ns("servestorm");
     ConntrackMax max(300);
     const int port = free_port();
-    Ctbpf serve({"--netns", ns.name(), "--listen", fmt::format("127.0.0.1:{}", port), "--interval", "0.5",
-                 "--baseline", "off"},
-                "serve");
+    Ctbpf serve(serve_args(ns, port), "serve");
     const auto before = ns.stat();
     // A table-full drop storm on both cores while we scrape.
     // (sh, not loadgen(): a failure must not throw out of the thread.)
@@ -283,9 +288,7 @@ TEST_F(Serve, FillAlertFiresBeforeTheTableIsFull) {
     ns.exec("sysctl -qw net.netfilter.nf_conntrack_udp_timeout=3600");  // entries stay
     ConntrackMax max(1000);
     const int port = free_port();
-    Ctbpf serve({"--netns", ns.name(), "--listen", fmt::format("127.0.0.1:{}", port), "--interval", "0.5",
-                 "--baseline", "off"},
-                "serve");
+    Ctbpf serve(serve_args(ns, port), "serve");
     Prometheus prom(port);
     ASSERT_EQ(prom.wait_for("up{job=\"ctbpf\"}", 1), 1) << "Prometheus cannot scrape ctbpf serve";
 
