@@ -29,14 +29,14 @@ enum class Field : uint8_t { Netns, Proto, Src, Dst, Sport, Dport };
 
 // One level of the hierarchy; src/N and dst/N carry the prefix length N (0-128; an IPv4
 // address uses min(N, 32)).
-struct Level {
+struct HierarchyLevel {
     Field field = Field::Netns;
     std::optional<unsigned> prefix;
 
     std::string name() const;                 // as written after --by: "src/16", "dport"
     std::string label(const FlowKey&) const;  // frame: "netns 4026531833", "udp",
                                               // "10.1.0.0/16", "10.1.2.3", ":3908"
-    bool operator==(const Level&) const = default;
+    bool operator==(const HierarchyLevel&) const = default;
 };
 
 inline constexpr std::string_view kDefaultBy = "netns,proto,src/16,src/24,src,dport";
@@ -45,16 +45,16 @@ class Hierarchy {
 public:
     // "netns,proto,src/16,src,dport"; throws Error naming the valid levels on anything else.
     static Hierarchy parse(std::string_view by);
-    explicit Hierarchy(std::vector<Level> levels);
+    explicit Hierarchy(std::vector<HierarchyLevel> levels);
 
-    const std::vector<Level>& levels() const { return levels_; }
+    const std::vector<HierarchyLevel>& levels() const { return levels_; }
     size_t depth() const { return levels_.size(); }
     std::vector<std::string> frames(const FlowKey&) const;  // one label per level
     std::string to_string() const;                          // parse(to_string()) == *this
     bool operator==(const Hierarchy&) const = default;
 
 private:
-    std::vector<Level> levels_;
+    std::vector<HierarchyLevel> levels_;
 };
 
 // The frame that stands for stacks folded away once max_stacks is reached.

@@ -13,6 +13,8 @@
 #include <string_view>
 #include <vector>
 
+#include "ctbpf/table.h"
+
 namespace ctbpf {
 
 enum class Backend { Auto, Fentry, Kprobe, Tracepoint };
@@ -103,10 +105,7 @@ public:
 
     // The conntrack table of a watched namespace, read from its /proc/sys files (opened
     // inside that namespace). Nothing if `netns` is not watched or cannot be read.
-    struct Table {
-        int64_t count = 0, max = 0, buckets = 0;
-    };
-    std::optional<Table> table(uint32_t netns) const;
+    std::optional<TableState> table(uint32_t netns) const;
 
     // Readable when the kernel woke the reader; also drain on a timer, since records are
     // submitted without a wake-up until a batch waits.

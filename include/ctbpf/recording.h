@@ -17,6 +17,7 @@
 
 #include "ctbpf/decode.h"
 #include "ctbpf/kernel.h"
+#include "ctbpf/table.h"
 
 namespace ctbpf {
 
@@ -41,13 +42,6 @@ struct RecordingHeader {
 // A header with the clocks, hostname and kernel release of this machine filled in; the
 // caller adds backend, netns and ring settings.
 RecordingHeader host_header();
-
-// The conntrack table of one watched namespace at snapshot time.
-struct TableState {
-    uint32_t netns = 0;
-    int64_t count = 0, max = 0, buckets = 0;
-    bool operator==(const TableState&) const = default;
-};
 
 struct Snapshot {
     uint64_t ts_ns = 0;  // CLOCK_MONOTONIC

@@ -102,7 +102,7 @@ TEST(ExportHierarchy, RejectsEmptyAndRepeatedLevels) {
     EXPECT_THROW(Hierarchy::parse("netns,"), ctbpf::Error);
     EXPECT_THROW(Hierarchy::parse("src,proto,src"), ctbpf::Error);
     EXPECT_NO_THROW(Hierarchy::parse("src/24,src"));
-    EXPECT_THROW(Hierarchy(std::vector<ctbpf::Level>{}), ctbpf::Error);
+    EXPECT_THROW(Hierarchy(std::vector<ctbpf::HierarchyLevel>{}), ctbpf::Error);
 }
 
 // --- labels ----------------------------------------------------------------------------

@@ -38,11 +38,11 @@ Address v4(uint32_t host_order) {
 
 // A snapshot of a table under attack: `n` sources, the first the noisiest.
 struct Fixture {
-    cli::Snapshot snap;
+    LiveSnapshot snap;
     TopK top;
     explicit Fixture(size_t n) {
         snap.backend = "tracepoint";
-        snap.tables = {{"host", 1, 900, 1000, 1024, 0.9}, {"we\"ird\\ns\nname", 2, 10, 1000, 1024, 0.01}};
+        snap.tables = {{{1, 900, 1000, 1024}, "host"}, {{2, 10, 1000, 1024}, "we\"ird\\ns\nname"}};
         snap.object_size = 256;
         snap.seconds_to_full = 12.5;
         snap.totals.insert = 5000;
@@ -57,7 +57,7 @@ struct Fixture {
         snap.tracked = n;
         snap.capacity = 65536;
         for (size_t i = 0; i < n; ++i) {
-            cli::SourceRow r;
+            SourceRow r;
             r.addr = v4(0x0a000001u + static_cast<uint32_t>(i));
             r.inserts = 1000 - i;
             r.rate_10s = 100.5 - static_cast<double>(i) / 10;
@@ -66,7 +66,7 @@ struct Fixture {
             top.by_rate.push_back(r);
             top.by_entries.push_back(r);
             top.by_drops.push_back(r);
-            cli::DestRow d{v4(0x0a640000u + static_cast<uint32_t>(i)), static_cast<uint16_t>(3908 + i), 6, 30 - i};
+            DestRow d{v4(0x0a640000u + static_cast<uint32_t>(i)), static_cast<uint16_t>(3908 + i), 6, 30 - i};
             top.destinations.push_back(d);
         }
     }

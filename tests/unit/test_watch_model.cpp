@@ -5,10 +5,9 @@
 #include <gtest/gtest.h>
 
 #include "ctbpf/recording.h"
-#include "watch_model.h"
+#include "ctbpf/live_view.h"
 
 using namespace ctbpf;
-using namespace ctbpf::cli;
 
 namespace {
 
@@ -19,9 +18,9 @@ struct Fake {
 
     ModelSource source() {
         return ModelSource{"fake", {{"a", 1}, {"b", 2}}, [this] { return totals; },
-                           [this](uint32_t netns) -> std::optional<Session::Table> {
+                           [this](uint32_t netns) -> std::optional<TableState> {
                                for (const auto& t : tables)
-                                   if (t.netns == netns) return Session::Table{t.count, t.max, t.buckets};
+                                   if (t.netns == netns) return t;
                                return std::nullopt;
                            },
                            [this] { return now; }};
@@ -44,7 +43,7 @@ Event insert(uint64_t ct, const char* src, uint64_t ts_ns) {
 TEST(WatchModel, RatesGrowthAndTimeToFull) {
     Fake f;
     f.tables = {{1, 100, 1000, 1024}, {2, 600, 1000, 1024}};
-    WatchModel m(f.source(), TableFacts{}, false, 0);
+    LiveModel m(f.source(), TableFacts{}, false, 0);
     Aggregator agg;
 
     // Two seconds later: 800 inserts, 200 destroys, 100 early drops; table b grew by 400.
@@ -54,13 +53,13 @@ TEST(WatchModel, RatesGrowthAndTimeToFull) {
     f.totals.early_drop = 100;
     f.tables[1].count = 1000 - 0;  // b is now full
     f.tables[0].count = 100;
-    cli::Snapshot s = m.take(agg, 0, ModelOptions{});
+    LiveSnapshot s = m.take(agg, DropCounts{0, 0}, ModelOptions{});
     EXPECT_DOUBLE_EQ(s.inserts_s, 400);
     EXPECT_DOUBLE_EQ(s.destroys_s, 150);  // destroys and early drops
     EXPECT_DOUBLE_EQ(s.early_drops_s, 50);
     ASSERT_EQ(s.tables.size(), 2u);
-    EXPECT_EQ(s.tables[0].netns, "b");  // the fullest first
-    EXPECT_DOUBLE_EQ(s.tables[0].fill, 1.0);
+    EXPECT_EQ(s.tables[0].name, "b");  // the fullest first
+    EXPECT_DOUBLE_EQ(s.tables[0].fill(), 1.0);
     ASSERT_TRUE(s.seconds_to_full.has_value());
     EXPECT_DOUBLE_EQ(*s.seconds_to_full, 0);  // full now
     EXPECT_EQ(s.level, Level::Critical);
@@ -70,7 +69,7 @@ TEST(WatchModel, RatesGrowthAndTimeToFull) {
     f.now += 1'000'000'000ull;
     f.tables[1].count = 900;
     f.tables[0].count = 400;
-    s = m.take(agg, 0, ModelOptions{});
+    s = m.take(agg, DropCounts{0, 0}, ModelOptions{});
     EXPECT_DOUBLE_EQ(s.growth_s, 200);
     ASSERT_TRUE(s.seconds_to_full.has_value());
     EXPECT_DOUBLE_EQ(*s.seconds_to_full, 0.5);
@@ -78,7 +77,7 @@ TEST(WatchModel, RatesGrowthAndTimeToFull) {
     // Shrinking: no projection.
     f.now += 1'000'000'000ull;
     f.tables[1].count = 800;
-    s = m.take(agg, 0, ModelOptions{});
+    s = m.take(agg, DropCounts{0, 0}, ModelOptions{});
     EXPECT_LT(s.growth_s, 0);
     EXPECT_FALSE(s.seconds_to_full.has_value());
 }
@@ -86,11 +85,11 @@ TEST(WatchModel, RatesGrowthAndTimeToFull) {
 TEST(WatchModel, DropsRaiseAnAlertWithAdvice) {
     Fake f;
     f.tables = {{1, 50, 100, 128}};
-    WatchModel m(f.source(), TableFacts{}, false, 0);
+    LiveModel m(f.source(), TableFacts{}, false, 0);
     Aggregator agg;
     f.now += 1'000'000'000ull;
     f.totals.drop = 30;
-    const cli::Snapshot s = m.take(agg, 30, ModelOptions{});
+    const LiveSnapshot s = m.take(agg, DropCounts{30, 0}, ModelOptions{});
     EXPECT_DOUBLE_EQ(s.drops_s, 30);
     EXPECT_DOUBLE_EQ(s.drops_full_s, 30);
     EXPECT_EQ(s.level, Level::Critical);
@@ -101,14 +100,14 @@ TEST(WatchModel, DropsRaiseAnAlertWithAdvice) {
 TEST(WatchModel, RowsFollowSortAndCidr) {
     Fake f;
     f.tables = {{1, 10, 1000, 1024}};
-    WatchModel m(f.source(), TableFacts{}, false, 0);
+    LiveModel m(f.source(), TableFacts{}, false, 0);
     Aggregator agg;
     const uint64_t ts = f.now - 1'500'000'000ull;  // in the last complete second
     uint64_t ct = 1;
     for (int i = 0; i < 5; ++i) agg.add(insert(ct++, "10.0.0.1", ts));
     for (int i = 0; i < 3; ++i) agg.add(insert(ct++, "192.168.1.7", ts));
     ModelOptions o;
-    cli::Snapshot s = m.take(agg, 0, o);
+    LiveSnapshot s = m.take(agg, DropCounts{0, 0}, o);
     ASSERT_EQ(s.sources.size(), 2u);
     EXPECT_EQ(s.sources[0].addr.to_string(), "10.0.0.1");
     EXPECT_DOUBLE_EQ(s.sources[0].share, 0.5);  // 5 of the table's 10

@@ -8,15 +8,10 @@ namespace {
 
 const TableState* fullest(const std::vector<TableState>& tables) {
     const TableState* best = nullptr;
-    auto fill = [](const TableState& t) { return t.max > 0 ? static_cast<double>(t.count) / t.max : 0.0; };
     for (const auto& t : tables)
-        if (!best || fill(t) > fill(*best)) best = &t;
+        if (!best || t.fill() > best->fill()) best = &t;
     return best;
 }
-
-// Within 1% of the maximum: the kernel counts an entry before checking the limit, so a
-// full table is sampled at or just below max.
-bool is_full(const TableState& t) { return t.max > 0 && t.count >= t.max - std::max<int64_t>(1, t.max / 100); }
 
 }  // namespace
 
@@ -58,11 +53,13 @@ Incident read_incident(const std::string& path, size_t capacity) {
                 if (const TableState* t = fullest(s.tables)) {
                     p.count = t->count;
                     p.max = t->max;
-                    p.fill = t->max > 0 ? static_cast<double>(t->count) / static_cast<double>(t->max) : 0;
+                    p.fill = t->fill();
                     in.peak_count = std::max(in.peak_count, t->count);
                     in.max = t->max;
                     in.buckets = t->buckets;
-                    if (is_full(*t) && !in.first_full_wall_ns) in.first_full_wall_ns = wall;
+                    // The recording does not say how many CPUs inserted: table_is_full's
+                    // floor of 1% of max covers a once-a-second sample during a storm.
+                    if (table_is_full(*t) && !in.first_full_wall_ns) in.first_full_wall_ns = wall;
                 }
                 // Rates between consecutive snapshots (a gap, e.g. between triggered
                 // captures, is not a second: skip it).

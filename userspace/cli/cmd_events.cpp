@@ -13,9 +13,9 @@
 #include "ctbpf/decode.h"
 #include "ctbpf/error.h"
 #include "ctbpf/recording.h"
+#include "ctbpf/clock.h"
+#include "ctbpf/observe.h"
 #include "format.h"
-#include "fullness.h"
-#include "loop.h"
 
 namespace ctbpf::cli {
 
@@ -64,40 +64,20 @@ int events_from_file(const EventsArgs& a) {
 
 int cmd_events(const EventsArgs& a) {
     if (!a.from.empty()) return events_from_file(a);
-    const auto backend = parse_backend(a.backend);
-    if (!backend) throw Error(fmt::format("unknown backend '{}': use auto, fentry, kprobe or tracepoint", a.backend), 2);
     if (a.duration_s && *a.duration_s <= 0) throw Error("--duration must be positive", 2);
 
     block_stop_signals();
-    Aggregator agg;
     fmt::memory_buffer out;
-    uint64_t drops_full = 0;
-    Session* session = nullptr;
-    std::optional<FullnessCache> fullness;
-
-    auto on_record = [&](std::span<const std::byte> rec) {
-        auto e = decode_event(rec);
-        if (!e) return;
-        std::string_view reason = reason_name(e->reason);
-        if (e->kind == EventKind::Drop) {
-            const bool full = fullness->full(e->netns, e->ts_ns);
-            drops_full += full;
-            reason = full ? "table_full" : "no_entry";
-        }
-        if (a.json) format_event_json(out, *e, reason);
-        else format_event_text(out, *e, reason);
-        agg.add(*e);
-    };
-
-    SessionOptions so;
-    so.backend = *backend;
-    so.netns = a.netns;
-    so.ring_bytes = a.ring_mib << 20;
-    so.verbose = a.verbose;
-    Session s(so, on_record);
-    session = &s;
-    fullness.emplace(s);
-
+    ObserverOptions oo;
+    oo.backend = a.backend;
+    oo.netns = a.netns;
+    oo.ring_bytes = a.ring_mib << 20;
+    oo.verbose = a.verbose;
+    Observer obs(oo, [&](const Event& e, std::span<const std::byte, 64>) {
+        if (a.json) format_event_json(out, e, reason_name(e.reason));
+        else format_event_text(out, e, reason_name(e.reason));
+    });
+    Session& s = obs.session();
     fmt::print(stderr, "{}\n", watching_line(s));
 
     const uint64_t start = monotonic_ns();
@@ -109,13 +89,10 @@ int cmd_events(const EventsArgs& a) {
         return !reader_gone;
     });
 
-    // Totals first, then the last records: every event counted is then also delivered
-    // (or counted as lost), so delivered + lost == kernel totals.
-    const KernelTotals totals = session->totals();
-    s.drain();
+    const KernelTotals totals = obs.finish();
     const uint64_t now = monotonic_ns();
-    SummaryInput in{s.choice(), s.watched(), totals, agg, static_cast<double>(now - start) / 1e9,
-                    now / 1'000'000'000ull, a.top, drops_full};
+    SummaryInput in{s.choice(), s.watched(), totals, obs.aggregator(), static_cast<double>(now - start) / 1e9,
+                    now / 1'000'000'000ull, a.top, obs.drops().table_full};
     if (a.json) fmt::format_to(std::back_inserter(out), "{}", format_summary_json(in));
     else fmt::format_to(std::back_inserter(out), "{}", format_summary_text(in));
     if (!reader_gone) flush(out);

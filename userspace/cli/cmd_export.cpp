@@ -11,9 +11,9 @@
 #include "ctbpf/error.h"
 #include "ctbpf/export.h"
 #include "ctbpf/recording.h"
+#include "ctbpf/observe.h"
+#include "ctbpf/units.h"
 #include "format.h"
-#include "loop.h"
-#include "units.h"
 
 namespace ctbpf::cli {
 
@@ -83,16 +83,15 @@ int cmd_export(const ExportArgs& a) {
     if (a.live) {
         const double secs = parse_duration(a.duration.empty() ? "10s" : a.duration, "--duration");
         block_stop_signals();
-        SessionOptions so;
-        so.netns = a.netns;
-        Session s(so, [&](std::span<const std::byte> rec) {
-            if (auto e = decode_event(rec)) c.add(*e);
-        });
-        fmt::print(stderr, "{}\nctbpf: capturing for {:g} s\n", watching_line(s), secs);
+        ObserverOptions oo;
+        oo.netns = a.netns;
+        oo.aggregate = false;
+        Observer obs(oo, [&](const Event& e, std::span<const std::byte, 64>) { c.add(e); });
+        fmt::print(stderr, "{}\nctbpf: capturing for {:g} s\n", watching_line(obs.session()), secs);
         LoopOptions lo;
         lo.duration = std::chrono::milliseconds(static_cast<int64_t>(secs * 1000));
-        run_loop(s, lo, [] { return true; });
-        s.drain();
+        run_loop(obs.session(), lo, [] { return true; });
+        obs.finish();
         c.finish();
     } else {
         collect_file(a.file, c);

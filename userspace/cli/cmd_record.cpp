@@ -14,59 +14,14 @@
 #include "ctbpf/error.h"
 #include "ctbpf/event.h"
 #include "ctbpf/recording.h"
+#include "ctbpf/clock.h"
+#include "ctbpf/observe.h"
+#include "ctbpf/units.h"
 #include "format.h"
-#include "fullness.h"
-#include "loop.h"
-#include "units.h"
 
 namespace ctbpf::cli {
 
 namespace {
-
-// "fill>=90%", "drops", or several joined by ',' or '|' (any one fires).
-struct Trigger {
-    std::optional<double> fill;  // fraction
-    bool drops = false;
-    std::string text;
-
-    bool armed() const { return fill || drops; }
-    bool fires(double fill_now, int64_t new_drops) const {
-        return (fill && fill_now >= *fill) || (drops && new_drops > 0);
-    }
-};
-
-Trigger parse_triggers(const std::vector<std::string>& specs) {
-    Trigger t;
-    for (const auto& spec : specs) {
-        std::string s;
-        for (char c : spec) s += c == '|' ? ',' : c;
-        size_t start = 0;
-        while (start <= s.size()) {
-            size_t end = s.find(',', start);
-            if (end == std::string::npos) end = s.size();
-            std::string term = s.substr(start, end - start);
-            std::erase(term, ' ');
-            start = end + 1;
-            if (term.empty()) continue;
-            if (term == "drops") {
-                t.drops = true;
-            } else if (term.rfind("fill>=", 0) == 0 || term.rfind("fill>", 0) == 0) {
-                std::string num = term.substr(term[5] == '=' ? 6 : 5);
-                if (!num.empty() && num.back() == '%') num.pop_back();
-                char* e = nullptr;
-                const double v = std::strtod(num.c_str(), &e);
-                if (num.empty() || *e || v <= 0 || v > 100)
-                    throw Error(fmt::format("--trigger '{}': fill must be a percentage, e.g. fill>=90%", spec), 2);
-                t.fill = v / 100;
-            } else {
-                throw Error(fmt::format("--trigger '{}' is not understood: use fill>=N%, drops, or both "
-                                        "joined with ','", spec), 2);
-            }
-            t.text += (t.text.empty() ? "" : " or ") + term;
-        }
-    }
-    return t;
-}
 
 // FILE -> FILE.1 -> FILE.2 ... keeping `keep` old files.
 void rotate_files(const std::string& path, size_t keep) {
@@ -81,8 +36,6 @@ void rotate_files(const std::string& path, size_t keep) {
 }  // namespace
 
 int cmd_record(const RecordArgs& a) {
-    const auto backend = parse_backend(a.backend);
-    if (!backend) throw Error(fmt::format("unknown backend '{}'", a.backend), 2);
     const double duration = a.duration.empty() ? 0 : parse_duration(a.duration, "--duration");  // 0: none
     const uint64_t max_size = a.max_size.empty() ? 0 : parse_size(a.max_size, "--max-size");
     const uint64_t rotate = a.rotate.empty() ? 0 : parse_size(a.rotate, "--rotate");
@@ -102,17 +55,10 @@ int cmd_record(const RecordArgs& a) {
     bool capturing = !trigger.armed();
     std::string failure;  // a write error seen inside the ring-buffer callback
     bool limit = false;
-    std::optional<FullnessCache> fullness;
 
-    auto on_record = [&](std::span<const std::byte> rec) {
-        if (rec.size() != 64 || !failure.empty() || limit) return;
-        // Drops get their table-full reason here, where the fill can be read (see fullness.h).
-        std::array<std::byte, 64> copy;
-        std::memcpy(copy.data(), rec.data(), 64);
-        auto* ev = reinterpret_cast<ctbpf_event*>(copy.data());
-        if (ev->kind == CTBPF_EV_DROP)
-            ev->reason = fullness->full(ev->netns, ev->ts_ns) ? CTBPF_R_TABLE_FULL : CTBPF_R_NO_ENTRY;
-        const std::span<const std::byte, 64> r(copy.data(), 64);
+    // Records arrive with the drop's attributed reason written in (Observer).
+    auto on_record = [&](const Event&, std::span<const std::byte, 64> r) {
+        if (!failure.empty() || limit) return;
         try {
             if (!capturing) prebuffer.add_event(r);
             else if (!writer->add_event(r)) limit = true;
@@ -121,18 +67,19 @@ int cmd_record(const RecordArgs& a) {
         }
     };
 
-    SessionOptions so;
-    so.backend = *backend;
-    so.netns = a.netns;
-    so.ring_bytes = a.ring_mib << 20;
-    Session s(so, on_record);
-    fullness.emplace(s);
+    ObserverOptions oo;
+    oo.backend = a.backend;
+    oo.netns = a.netns;
+    oo.ring_bytes = a.ring_mib << 20;
+    oo.aggregate = false;
+    Observer obs(oo, on_record);
+    Session& s = obs.session();
 
     RecordingHeader header = host_header();
     header.backend = std::string(backend_name(s.choice().backend));
     header.netns = s.watched();
-    header.ring_bytes = so.ring_bytes;
-    header.wakeup_bytes = so.wakeup_bytes;
+    header.ring_bytes = oo.ring_bytes;
+    header.wakeup_bytes = SessionOptions{}.wakeup_bytes;  // the Observer keeps the default
     WriterOptions wo;
     wo.max_bytes = max_size;
     writer = std::make_unique<RecordingWriter>(a.output, header, wo);
@@ -145,11 +92,7 @@ int cmd_record(const RecordArgs& a) {
         Snapshot snap;
         snap.ts_ns = monotonic_ns();
         snap.totals = s.totals();
-        for (const auto& w : s.watched()) {
-            TableState t{w.inum, 0, 0, 0};
-            if (auto tb = s.table(w.inum)) t = {w.inum, tb->count, tb->max, tb->buckets};
-            snap.tables.push_back(t);
-        }
+        snap.tables = obs.tables();
         return snap;
     };
 
@@ -167,9 +110,7 @@ int cmd_record(const RecordArgs& a) {
                 // Checked every tick (100 ms) so a capture starts quickly.
                 const int64_t drops = s.totals().drop;
                 double fill = 0;
-                for (const auto& w : s.watched())
-                    if (auto tb = s.table(w.inum); tb && tb->max > 0)
-                        fill = std::max(fill, static_cast<double>(tb->count) / static_cast<double>(tb->max));
+                for (const auto& t : obs.tables()) fill = std::max(fill, t.fill());
                 if (trigger.fires(fill, drops - drops_seen)) {
                     if (!capturing) {
                         writer->add_marker(fmt::format("trigger fired: {} (fill {:.1f}%, {} new drops)", trigger.text,
@@ -219,8 +160,7 @@ int cmd_record(const RecordArgs& a) {
         // What was written stays readable: the writer cut the file back to its last frame.
         throw Error(failure);
     }
-    const KernelTotals totals = s.totals();
-    s.drain();
+    const KernelTotals totals = obs.finish();
     if (capturing && !limit && monotonic_ns() - last.ts_ns > 500'000'000ull) writer->add_snapshot(snapshot());
     writer->close(totals);
     fmt::print(stderr, "ctbpf: recorded {} events in {} frames to {} ({} bytes){}\n", writer->events(),

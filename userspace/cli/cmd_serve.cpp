@@ -7,8 +7,7 @@
 #include "exposition.h"
 #include "format.h"
 #include "http.h"
-#include "live.h"
-#include "loop.h"
+#include "ctbpf/observe.h"
 
 namespace ctbpf::cli {
 
@@ -21,13 +20,19 @@ int cmd_serve(const ServeArgs& a) {
     if (!serve::is_loopback(where))
         fmt::print(stderr, "ctbpf: warning: serving on {}, beyond this host: every client that reaches it reads "
                            "source addresses (see README, \"Exposing ctbpf serve\")\n", server.address());
-    Live live(LiveOptions{a.netns, a.backend, "", a.baseline, a.capacity});
+    ObserverOptions oo;
+    oo.netns = a.netns;
+    oo.backend = a.backend;
+    oo.baseline = a.baseline;
+    oo.capacity = a.capacity;
+    oo.model = true;
+    Observer live(oo);
     ModelOptions mo;
     mo.top = a.top_k;
     const serve::Exposition ex{kVersion, a.top_k};
 
     auto publish = [&] {
-        Snapshot snap = live.take(mo);  // sources by rate
+        LiveSnapshot snap = live.take(mo);  // sources by rate
         serve::TopK top;
         top.by_rate = snap.sources;
         top.destinations = snap.destinations;

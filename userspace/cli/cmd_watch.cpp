@@ -13,11 +13,11 @@
 #include "commands.h"
 #include "ctbpf/aggregator.h"
 #include "ctbpf/error.h"
+#include "ctbpf/fd.h"
 #include "ctbpf/recording.h"
+#include "ctbpf/live_view.h"
+#include "ctbpf/observe.h"
 #include "format.h"
-#include "live.h"
-#include "loop.h"
-#include "watch_model.h"
 #include "watch_tui.h"
 
 namespace ctbpf::cli {
@@ -27,8 +27,8 @@ namespace {
 // Shows a snapshot every interval, on the screen or as lines; the same for live and replay.
 class View {
 public:
-    View(const WatchArgs& a, ModelOptions& mo, WatchModel& model, const Aggregator& agg, const uint64_t& drops_full)
-        : a_(a), mo_(mo), model_(model), agg_(agg), drops_full_(drops_full),
+    View(const WatchArgs& a, ModelOptions& mo, LiveModel& model, const Aggregator& agg, const DropCounts& drops)
+        : a_(a), mo_(mo), model_(model), agg_(agg), drops_(drops),
           limit_(a.once ? 1 : a.count), interval_(static_cast<int64_t>(a.interval_s * 1000)) {
         if (!a.json && !a.once && isatty(STDOUT_FILENO) && isatty(STDIN_FILENO)) tui_ = std::make_unique<Tui>();
         next_ = std::chrono::steady_clock::now() + interval_;
@@ -47,7 +47,7 @@ public:
         }
         if (!force && std::chrono::steady_clock::now() < next_) return true;
         next_ += interval_;
-        Snapshot snap = model_.take(agg_, drops_full_, mo_);
+        LiveSnapshot snap = model_.take(agg_, drops_, mo_);
         if (tui_) {
             if (!paused_) {
                 last_ = std::move(snap);
@@ -65,15 +65,15 @@ public:
 private:
     const WatchArgs& a_;
     ModelOptions& mo_;
-    WatchModel& model_;
+    LiveModel& model_;
     const Aggregator& agg_;
-    const uint64_t& drops_full_;
+    const DropCounts& drops_;
     size_t shown_ = 0, limit_;
     std::chrono::milliseconds interval_;
     std::chrono::steady_clock::time_point next_;
     std::unique_ptr<Tui> tui_;
     bool paused_ = false, have_last_ = false;
-    Snapshot last_;
+    LiveSnapshot last_;
 };
 
 ModelOptions model_options(const WatchArgs& a) {
@@ -95,7 +95,7 @@ int replay(const WatchArgs& a) {
     ModelOptions mo = model_options(a);
     const auto proto = parse_proto(a.proto);
     Aggregator agg(Aggregator::Options{a.capacity, a.capacity});
-    uint64_t drops_full = 0;
+    DropCounts drops;
     KernelTotals totals;
     std::vector<TableState> tables;
     Frame f;
@@ -104,21 +104,22 @@ int replay(const WatchArgs& a) {
     if (have) clock = f.type == FrameType::Snapshot ? f.snapshot.ts_ns : f.type == FrameType::End ? f.end.ts_ns : f.first_ts_ns;
 
     ModelSource src{r.header().backend + " (replay)", r.header().netns, [&] { return totals; },
-                    [&](uint32_t netns) -> std::optional<Session::Table> {
+                    [&](uint32_t netns) -> std::optional<TableState> {
                         for (const auto& t : tables)
-                            if (t.netns == netns) return Session::Table{t.count, t.max, t.buckets};
+                            if (t.netns == netns) return t;
                         return std::nullopt;
                     },
                     [&] { return clock; }};
-    WatchModel model(src, TableFacts{}, false, 0);
-    View view(a, mo, model, agg, drops_full);
+    LiveModel model(src, TableFacts{}, false, 0);
+    View view(a, mo, model, agg, drops);
 
     block_stop_signals();
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
-    const int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    const UniqueFd sig(signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
+    if (!sig) throw_errno("signalfd", errno);
     auto last_real = std::chrono::steady_clock::now();
     while (true) {
         const auto now = std::chrono::steady_clock::now();
@@ -132,7 +133,7 @@ int replay(const WatchArgs& a) {
             if (at > clock) break;
             if (f.type == FrameType::Events) {
                 for (const Event& e : f.events) {
-                    if (e.kind == EventKind::Drop && e.reason == Reason::TableFull) drops_full++;
+                    if (e.kind == EventKind::Drop) ++(e.reason == Reason::TableFull ? drops.table_full : drops.other);
                     if (!proto || e.proto == *proto) agg.add(e);
                 }
             } else if (f.type == FrameType::Snapshot) {
@@ -152,10 +153,9 @@ int replay(const WatchArgs& a) {
         }
         if (!view.tick()) break;
         signalfd_siginfo si{};
-        if (read(sfd, &si, sizeof si) == sizeof si) break;
+        if (read(sig.get(), &si, sizeof si) == sizeof si) break;
         usleep(50'000);
     }
-    close(sfd);
     for (const auto& w : r.warnings()) fmt::print(stderr, "ctbpf: warning: {}\n", w);
     return 0;
 }
@@ -166,11 +166,17 @@ int cmd_watch(const WatchArgs& a) {
     if (!a.replay.empty()) return replay(a);
     ModelOptions mo = model_options(a);
     block_stop_signals();
-    Live live(LiveOptions{a.netns, a.backend, a.proto, a.baseline, a.capacity});
-    const uint64_t& drops_full = live.drops_full_ref();
-    View view(a, mo, live.model(), live.aggregator(), drops_full);
-    if (!view.full_screen()) fmt::print(stderr, "{}\n", watching_line(live.session()));
-    run_loop(live.session(), LoopOptions{}, [&] { return view.tick(); });
+    ObserverOptions oo;
+    oo.netns = a.netns;
+    oo.backend = a.backend;
+    oo.proto = a.proto;
+    oo.baseline = a.baseline;
+    oo.capacity = a.capacity;
+    oo.model = true;
+    Observer obs(oo);
+    View view(a, mo, obs.model(), obs.aggregator(), obs.drops());
+    if (!view.full_screen()) fmt::print(stderr, "{}\n", watching_line(obs.session()));
+    run_loop(obs.session(), LoopOptions{}, [&] { return view.tick(); });
     return 0;
 }
 

@@ -95,7 +95,7 @@ bool Tui::keys(ModelOptions& opt, bool& paused, bool& changed) {
     return true;
 }
 
-void Tui::draw(const Snapshot& s, const ModelOptions& opt, bool paused) {
+void Tui::draw(const LiveSnapshot& s, const ModelOptions& opt, bool paused) {
     erase();
     const TableRow& t = s.tables.front();
     const int lvl = s.level == Level::Critical ? COLOR_PAIR(kCrit) | A_BOLD
@@ -103,11 +103,11 @@ void Tui::draw(const Snapshot& s, const ModelOptions& opt, bool paused) {
                                                 : COLOR_PAIR(kNormal);
     int y = 0;
     std::string ns;
-    for (const auto& r : s.tables) ns += fmt::format("{}{}", ns.empty() ? "" : ",", r.netns);
+    for (const auto& r : s.tables) ns += fmt::format("{}{}", ns.empty() ? "" : ",", r.name);
     line(y++, A_BOLD, fmt::format("ctbpf watch   backend {}   netns {}   {:.0f}s{}", s.backend, ns, s.elapsed_s,
                                   paused ? "   [PAUSED]" : ""));
     line(y++, lvl, fmt::format("table  {} / {}  ({:.1f}% full)   buckets {}   memory {} (at max {}){}", t.count, t.max,
-                               t.fill * 100, t.buckets, human_bytes(s.mem_now), human_bytes(s.mem_max),
+                               t.fill() * 100, t.buckets, human_bytes(s.mem_now), human_bytes(s.mem_max),
                                s.object_size_estimated ? " est." : ""));
     line(y++, COLOR_PAIR(kNormal),
          fmt::format("inserts/s {:>8.0f}   destroys/s {:>8.0f}   growth/s {:>+8.0f}   full {}", s.inserts_s,

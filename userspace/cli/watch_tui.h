@@ -1,10 +1,10 @@
-// The full-screen view (ncurses): draws a Snapshot and handles keys. Used only when
+// The full-screen view (ncurses): draws a LiveSnapshot and handles keys. Used only when
 // standard output is a terminal and neither --json nor --once was asked.
 #pragma once
 
 #include <string>
 
-#include "watch_model.h"
+#include "ctbpf/live_view.h"
 
 namespace ctbpf::cli {
 
@@ -18,7 +18,7 @@ public:
     // Reads pending keys. Returns false when the user quits. Sets `changed` when the view
     // options changed (sort, filter) so the caller can rebuild the rows at once.
     bool keys(ModelOptions& opt, bool& paused, bool& changed);
-    void draw(const Snapshot& s, const ModelOptions& opt, bool paused);
+    void draw(const LiveSnapshot& s, const ModelOptions& opt, bool paused);
 
 private:
     int scroll_ = 0;

@@ -26,7 +26,7 @@ std::string_view trim(std::string_view s) {
     return s;
 }
 
-Level parse_level(std::string_view item) {
+HierarchyLevel parse_level(std::string_view item) {
     const auto slash = item.find('/');
     const auto head = item.substr(0, slash);
     static constexpr std::pair<std::string_view, Field> names[] = {
@@ -35,7 +35,7 @@ Level parse_level(std::string_view item) {
     const auto it = std::find_if(std::begin(names), std::end(names),
                                  [&](const auto& n) { return n.first == head; });
     if (it == std::end(names)) bad_level(item);
-    Level level{it->second, std::nullopt};
+    HierarchyLevel level{it->second, std::nullopt};
     if (slash == std::string_view::npos) return level;
 
     // Only addresses have prefixes.
@@ -66,14 +66,14 @@ std::string address_label(const Address& a, const std::optional<unsigned>& prefi
 
 }  // namespace
 
-std::string Level::name() const {
+std::string HierarchyLevel::name() const {
     static constexpr std::string_view names[] = {"netns", "proto", "src", "dst", "sport", "dport"};
     std::string s(names[static_cast<size_t>(field)]);
     if (prefix) s += "/" + std::to_string(*prefix);
     return s;
 }
 
-std::string Level::label(const FlowKey& k) const {
+std::string HierarchyLevel::label(const FlowKey& k) const {
     switch (field) {
         case Field::Netns: return "netns " + std::to_string(k.netns);
         case Field::Proto: {
@@ -89,13 +89,13 @@ std::string Level::label(const FlowKey& k) const {
     return "?";
 }
 
-Hierarchy::Hierarchy(std::vector<Level> levels) : levels_(std::move(levels)) {
+Hierarchy::Hierarchy(std::vector<HierarchyLevel> levels) : levels_(std::move(levels)) {
     if (levels_.empty()) throw Error("--by needs at least one level: " + std::string(kValidLevels));
 }
 
 Hierarchy Hierarchy::parse(std::string_view by) {
     const std::string whole(by);
-    std::vector<Level> levels;
+    std::vector<HierarchyLevel> levels;
     while (true) {
         const auto comma = by.find(',');
         const auto item = trim(by.substr(0, comma));
@@ -103,7 +103,7 @@ Hierarchy Hierarchy::parse(std::string_view by) {
             throw Error("empty level in --by '" + whole + "': valid levels are " +
                         std::string(kValidLevels));
         }
-        Level level = parse_level(item);
+        HierarchyLevel level = parse_level(item);
         if (std::find(levels.begin(), levels.end(), level) != levels.end())
             throw Error("--by level '" + level.name() + "' is given twice");
         levels.push_back(level);

@@ -25,10 +25,6 @@
 
 namespace ctbpf {
 
-void throw_errno(const std::string& what, int err) {
-    throw Error(fmt::format("{}: {}", what, std::strerror(err)));
-}
-
 namespace {
 
 // libbpf's messages: kept (the last few explain a failed load), shown live with --verbose.
@@ -302,10 +298,11 @@ int64_t read_number(int fd) {
 }
 }  // namespace
 
-std::optional<Session::Table> Session::table(uint32_t netns) const {
+std::optional<TableState> Session::table(uint32_t netns) const {
     for (const auto& f : impl_->table_files) {
         if (f.inum != netns || f.count.fd < 0 || impl_->max_fd.fd < 0) continue;
-        Table t{read_number(f.count.fd), read_number(impl_->max_fd.fd), f.buckets.fd < 0 ? 0 : read_number(f.buckets.fd)};
+        TableState t{netns, read_number(f.count.fd), read_number(impl_->max_fd.fd),
+                     f.buckets.fd < 0 ? 0 : read_number(f.buckets.fd)};
         if (t.count < 0 || t.max < 0) return std::nullopt;
         return t;
     }

@@ -4,7 +4,7 @@
 #include <cstring>
 
 #include "ctbpf/recording.h"
-#include "format.h"
+#include "wire.h"
 
 namespace ctbpf {
 

@@ -8,11 +8,13 @@
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
 
 #include "ctbpf/error.h"
 #include "ctbpf/event.h"
 #include "ctbpf/recording.h"
-#include "format.h"
+#include "ctbpf/fd.h"
+#include "wire.h"
 
 namespace ctbpf {
 
@@ -47,11 +49,16 @@ bool get_str(const uint8_t*& p, const uint8_t* end, std::string& s) {
 
 struct RecordingReader::Impl {
     std::string path;
-    int fd = -1;
+    UniqueFd file;
+    int fd = -1;  // file.get()
     uint64_t size = 0;
     uint64_t pos = 0;
     bool done = false;
     int64_t last_seq = -1;  // of the last frame whose header was sound
+    struct FreeDCtx {
+        void operator()(ZSTD_DCtx* c) const { ZSTD_freeDCtx(c); }
+    };
+    std::unique_ptr<ZSTD_DCtx, FreeDCtx> dctx_owner;
     ZSTD_DCtx* dctx = nullptr;
     RecordingHeader header;
     std::vector<std::string> warnings;
@@ -218,23 +225,17 @@ bool RecordingReader::Impl::parse(const FrameHeader& h, Frame& f) {
 RecordingReader::RecordingReader(const std::string& path) : impl_(std::make_unique<Impl>()) {
     Impl& I = *impl_;
     I.path = path;
-    I.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (I.fd < 0) throw Error("opening recording " + path + ": " + std::strerror(errno));
-    try {
-        I.refresh_size();
-        I.read_header();
-        I.dctx = ZSTD_createDCtx();
-        if (!I.dctx) I.bad("out of memory creating a zstd context");
-    } catch (...) {
-        ::close(I.fd);
-        throw;
-    }
+    I.file.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!I.file) throw Error("opening recording " + path + ": " + std::strerror(errno));
+    I.fd = I.file.get();
+    I.refresh_size();
+    I.read_header();
+    I.dctx_owner.reset(ZSTD_createDCtx());
+    I.dctx = I.dctx_owner.get();
+    if (!I.dctx) I.bad("out of memory creating a zstd context");
 }
 
-RecordingReader::~RecordingReader() {
-    ::close(impl_->fd);
-    ZSTD_freeDCtx(impl_->dctx);
-}
+RecordingReader::~RecordingReader() = default;
 
 bool RecordingReader::next(Frame& f) {
     Impl& I = *impl_;

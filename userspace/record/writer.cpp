@@ -12,12 +12,14 @@
 #include <chrono>
 #include <climits>
 #include <cstring>
+#include <memory>
 #include <ctime>
 
 #include "ctbpf/error.h"
 #include "ctbpf/event.h"
 #include "ctbpf/recording.h"
-#include "format.h"
+#include "ctbpf/fd.h"
+#include "wire.h"
 
 namespace ctbpf {
 
@@ -115,8 +117,13 @@ std::string_view frame_type_name(FrameType t) {
 struct RecordingWriter::Impl {
     std::string path;
     WriterOptions opt;
-    int fd = -1;
+    UniqueFd file;
+    int fd = -1;           // file.get(), for the many calls that take it
     bool regular = false;  // ftruncate and fchmod only make sense on a regular file
+    struct FreeCCtx {
+        void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
+    };
+    std::unique_ptr<ZSTD_CCtx, FreeCCtx> cctx_owner;
     ZSTD_CCtx* cctx = nullptr;
     std::vector<std::byte> pending;  // event records waiting for a frame
     uint64_t pending_first = 0, pending_last = 0;
@@ -217,30 +224,20 @@ RecordingWriter::RecordingWriter(const std::string& path, const RecordingHeader&
     if (opt.max_bytes && !I.fits(head.size() + kFrameHeaderSize + ZSTD_compressBound(kEventSize)))
         throw Error("--max-size " + std::to_string(opt.max_bytes) + " is too small for a recording");
 
-    I.fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (I.fd < 0) throw Error("creating recording " + path + ": " + std::strerror(errno));
+    I.file.reset(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    if (!I.file) throw Error("creating recording " + path + ": " + std::strerror(errno));
+    I.fd = I.file.get();
     struct stat st{};
     I.regular = fstat(I.fd, &st) == 0 && S_ISREG(st.st_mode);
     // O_TRUNC keeps an existing file's mode, and the umask may have widened nothing but
     // still: recordings hold addresses, so owner-only, always.
-    if (I.regular && fchmod(I.fd, 0600) != 0) {
-        int err = errno;
-        ::close(I.fd);
-        throw Error("setting mode 0600 on recording " + path + ": " + std::strerror(err));
-    }
-    I.cctx = ZSTD_createCCtx();
-    if (!I.cctx) {
-        ::close(I.fd);
-        throw Error("out of memory creating a zstd context");
-    }
+    if (I.regular && fchmod(I.fd, 0600) != 0)
+        throw Error("setting mode 0600 on recording " + path + ": " + std::strerror(errno));
+    I.cctx_owner.reset(ZSTD_createCCtx());
+    I.cctx = I.cctx_owner.get();
+    if (!I.cctx) throw Error("out of memory creating a zstd context");
     I.pending.reserve(I.opt.max_frame_events * kEventSize);
-    try {
-        I.write_all(head.data(), head.size());
-    } catch (...) {
-        ZSTD_freeCCtx(I.cctx);
-        ::close(I.fd);
-        throw;
-    }
+    I.write_all(head.data(), head.size());
     I.good = head.size();
 }
 
@@ -253,8 +250,6 @@ RecordingWriter::~RecordingWriter() {
             // Best effort on the way out: the caller had no close() to report it to.
         }
     }
-    if (!I.closed) ::close(I.fd);
-    ZSTD_freeCCtx(I.cctx);
 }
 
 bool RecordingWriter::add_event(std::span<const std::byte, 64> record) {
@@ -341,7 +336,7 @@ void RecordingWriter::close(const KernelTotals& totals) {
     if (I.closed) return;
     if (I.failed) {
         I.closed = true;
-        ::close(I.fd);
+        I.file.reset();
         return;
     }
     I.flush_events();
@@ -356,7 +351,8 @@ void RecordingWriter::close(const KernelTotals& totals) {
     I.write_frame(FrameType::End, buf, 1, now, now);
     if (fsync(I.fd) != 0 && errno != EINVAL && errno != EROFS) I.fail(errno);
     I.closed = true;
-    if (::close(I.fd) != 0 && errno != EINTR)
+    // close(2)'s own result is wanted here (NFS reports write errors at close): release.
+    if (::close(I.file.release()) != 0 && errno != EINTR)
         throw Error("closing recording " + I.path + ": " + std::strerror(errno));
 }
 

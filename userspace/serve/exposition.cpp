@@ -98,28 +98,28 @@ size_t series_ceiling(size_t tables, size_t top_k) {
     return 1 + 5 * tables + 1 + 8 + 2 + 5 * top_k;
 }
 
-std::string render(const cli::Snapshot& s, const TopK& top, const Exposition& e, Format f) {
+std::string render(const LiveSnapshot& s, const TopK& top, const Exposition& e, Format f) {
     Writer w(f);
     w.family("ctbpf_build_info", Type::Info, "ctbpf's version and the attach backend in use");
     w.sample("ctbpf_build_info", {{"version", e.version}, {"backend", s.backend}}, 1);
 
     // The table, per watched network namespace.
     w.family("ctbpf_conntrack_entries", Type::Gauge, "Entries in the conntrack table (nf_conntrack_count)");
-    for (const auto& t : s.tables) w.sample("ctbpf_conntrack_entries", {{"netns", t.netns}}, d(t.count));
+    for (const auto& t : s.tables) w.sample("ctbpf_conntrack_entries", {{"netns", t.name}}, d(t.count));
     w.family("ctbpf_conntrack_entries_limit", Type::Gauge, "Most entries the table may hold (nf_conntrack_max)");
-    for (const auto& t : s.tables) w.sample("ctbpf_conntrack_entries_limit", {{"netns", t.netns}}, d(t.max));
+    for (const auto& t : s.tables) w.sample("ctbpf_conntrack_entries_limit", {{"netns", t.name}}, d(t.max));
     w.family("ctbpf_conntrack_buckets", Type::Gauge, "Hash buckets of the table (nf_conntrack_buckets)");
-    for (const auto& t : s.tables) w.sample("ctbpf_conntrack_buckets", {{"netns", t.netns}}, d(t.buckets));
+    for (const auto& t : s.tables) w.sample("ctbpf_conntrack_buckets", {{"netns", t.name}}, d(t.buckets));
     w.family("ctbpf_conntrack_fill_ratio", Type::Gauge, "Entries divided by the limit (1 = full: new flows are dropped)",
              "ratio");
-    for (const auto& t : s.tables) w.sample("ctbpf_conntrack_fill_ratio", {{"netns", t.netns}}, t.fill);
+    for (const auto& t : s.tables) w.sample("ctbpf_conntrack_fill_ratio", {{"netns", t.name}}, t.fill());
     w.family("ctbpf_conntrack_memory_bytes", Type::Gauge, "Slab memory held by the table's entries", "bytes");
     for (const auto& t : s.tables)
-        w.sample("ctbpf_conntrack_memory_bytes", {{"netns", t.netns}}, d(static_cast<uint64_t>(std::max<int64_t>(0, t.count))) * d(s.object_size));
+        w.sample("ctbpf_conntrack_memory_bytes", {{"netns", t.name}}, d(static_cast<uint64_t>(std::max<int64_t>(0, t.count))) * d(s.object_size));
     w.family("ctbpf_conntrack_time_to_full_seconds", Type::Gauge,
              "Seconds until the fullest table is full at its current growth (+Inf when not growing, 0 when full)",
              "seconds");
-    w.sample("ctbpf_conntrack_time_to_full_seconds", {{"netns", s.tables.front().netns}},
+    w.sample("ctbpf_conntrack_time_to_full_seconds", {{"netns", s.tables.front().name}},
              s.seconds_to_full ? *s.seconds_to_full : INFINITY);
 
     // Exact in-kernel totals since ctbpf started, over all watched namespaces.

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "watch_model.h"
+#include "ctbpf/live_view.h"
 
 namespace ctbpf::serve {
 
@@ -22,8 +22,8 @@ Format negotiate(std::string_view accept);
 
 // The best sources by each measure, as WatchModel::rows() builds them.
 struct TopK {
-    std::vector<cli::SourceRow> by_rate, by_entries, by_drops;
-    std::vector<cli::DestRow> destinations;  // by drops
+    std::vector<SourceRow> by_rate, by_entries, by_drops;
+    std::vector<DestRow> destinations;  // by drops
 };
 
 struct Exposition {
@@ -31,7 +31,7 @@ struct Exposition {
     size_t top_k = 20;
 };
 
-std::string render(const cli::Snapshot& s, const TopK& top, const Exposition& e, Format f);
+std::string render(const LiveSnapshot& s, const TopK& top, const Exposition& e, Format f);
 
 // Most series render() can emit for `tables` watched namespaces (the ceiling stated in the docs).
 size_t series_ceiling(size_t tables, size_t top_k);

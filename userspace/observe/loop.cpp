@@ -1,4 +1,4 @@
-#include "loop.h"
+#include "ctbpf/observe.h"
 
 #include <signal.h>
 #include <sys/epoll.h>
@@ -8,8 +8,9 @@
 #include <cerrno>
 
 #include "ctbpf/error.h"
+#include "ctbpf/fd.h"
 
-namespace ctbpf::cli {
+namespace ctbpf {
 
 void block_stop_signals() {
     sigset_t set;
@@ -25,10 +26,11 @@ int run_loop(Session& s, const LoopOptions& opt, const std::function<bool()>& on
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
-    const int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (sfd < 0) throw_errno("signalfd", errno);
-    const int ep = epoll_create1(EPOLL_CLOEXEC);
-    if (ep < 0) throw_errno("epoll_create1", errno);
+    const UniqueFd sig(signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
+    if (!sig) throw_errno("signalfd", errno);
+    const UniqueFd epoll(epoll_create1(EPOLL_CLOEXEC));
+    if (!epoll) throw_errno("epoll_create1", errno);
+    const int sfd = sig.get(), ep = epoll.get();
     for (int fd : {s.epoll_fd(), sfd}) {
         epoll_event ev{};
         ev.events = EPOLLIN;
@@ -60,9 +62,7 @@ int run_loop(Session& s, const LoopOptions& opt, const std::function<bool()>& on
         if (!on_tick()) stop = true;
         if (stop) break;
     }
-    close(ep);
-    close(sfd);
     return stopped_by;
 }
 
-}  // namespace ctbpf::cli
+}  // namespace ctbpf

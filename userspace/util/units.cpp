@@ -1,4 +1,4 @@
-#include "units.h"
+#include "ctbpf/units.h"
 
 #include <cmath>
 #include <cstdlib>
@@ -7,7 +7,7 @@
 
 #include "ctbpf/error.h"
 
-namespace ctbpf::cli {
+namespace ctbpf {
 
 namespace {
 // Splits "12.5m" into 12.5 and "m"; false if there is no number first.
@@ -47,4 +47,4 @@ uint64_t parse_size(const std::string& text, const std::string& flag) {
     throw Error(fmt::format("{} '{}' is not a size (e.g. 512K, 64M, 2G)", flag, text), 2);
 }
 
-}  // namespace ctbpf::cli
+}  // namespace ctbpf

@@ -4,11 +4,11 @@
 #include <cstdint>
 #include <string>
 
-namespace ctbpf::cli {
+namespace ctbpf {
 
 // Seconds from "30", "30s", "5m", "2h", "1d"; throws Error (exit 2) naming `flag`.
 double parse_duration(const std::string& text, const std::string& flag);
 // Bytes from "1048576", "512K", "64M", "2G" (powers of 1024); throws Error (exit 2).
 uint64_t parse_size(const std::string& text, const std::string& flag);
 
-}  // namespace ctbpf::cli
+}  // namespace ctbpf

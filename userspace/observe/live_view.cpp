@@ -1,46 +1,52 @@
-#include "watch_model.h"
+#include "ctbpf/live_view.h"
 
 #include <algorithm>
 #include <cmath>
 
+#include <unistd.h>
+
 #include <fmt/format.h>
 
 #include "ctbpf/decode.h"
-#include "fullness.h"
+#include "ctbpf/clock.h"
 
-namespace ctbpf::cli {
+namespace ctbpf {
 
 ModelSource live_source(const Session& s) {
     return ModelSource{std::string(backend_name(s.choice().backend)), s.watched(), [&s] { return s.totals(); },
-                       [&s](uint32_t netns) { return s.table(netns); }, [] { return monotonic_ns(); }};
+                       [&s](uint32_t netns) { return s.table(netns); }, [] { return monotonic_ns(); },
+                       static_cast<unsigned>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)))};
 }
 
-WatchModel::WatchModel(ModelSource src, TableFacts facts, bool baseline, int64_t baseline_entries,
+LiveModel::LiveModel(ModelSource src, TableFacts facts, bool baseline, int64_t baseline_entries,
                        double baseline_seconds)
     : s_(std::move(src)), facts_(std::move(facts)), baseline_(baseline), baseline_entries_(baseline_entries),
       baseline_seconds_(baseline_seconds),
       start_ns_(s_.now_ns()), prev_ns_(start_ns_), prev_(s_.totals()) {}
 
-Snapshot WatchModel::take(const Aggregator& agg, uint64_t drops_full_total, const ModelOptions& opt) {
-    Snapshot snap;
+LiveSnapshot LiveModel::take(const Aggregator& agg, const DropCounts& drops, const ModelOptions& opt) {
+    LiveSnapshot snap;
+    const uint64_t drops_full_total = drops.table_full;
+    snap.drops_other_total = drops.other;
     const uint64_t now = s_.now_ns();
     const double dt = std::max(1e-3, static_cast<double>(now - prev_ns_) / 1e9);
     snap.elapsed_s = static_cast<double>(now - start_ns_) / 1e9;
     snap.backend = s_.backend;
 
     for (const auto& w : s_.watched) {
-        TableRow r{w.name, w.inum, 0, 0, 0, 0};
-        if (auto t = s_.table(w.inum)) {
-            r.count = t->count;
-            r.max = t->max;
-            r.buckets = t->buckets;
-            r.fill = t->max > 0 ? static_cast<double>(t->count) / static_cast<double>(t->max) : 0;
-        }
+        TableRow r;
+        r.netns = w.inum;
+        r.name = w.name;
+        if (auto t = s_.table(w.inum)) static_cast<TableState&>(r) = *t;
         snap.tables.push_back(r);
     }
-    if (snap.tables.empty()) snap.tables.push_back(TableRow{"none", 0, 0, 0, 0, 0});
+    if (snap.tables.empty()) {
+        TableRow none;
+        none.name = "none";
+        snap.tables.push_back(none);
+    }
     std::stable_sort(snap.tables.begin(), snap.tables.end(),
-                     [](const TableRow& a, const TableRow& b) { return a.fill > b.fill; });
+                     [](const TableRow& a, const TableRow& b) { return a.fill() > b.fill(); });
     const TableRow& top = snap.tables.front();
 
     // Judge the fullest table with the same rules as `ctbpf status`.
@@ -88,16 +94,16 @@ Snapshot WatchModel::take(const Aggregator& agg, uint64_t drops_full_total, cons
     if (snap.drops_s > 0)
         snap.alerts.push_back(fmt::format("conntrack is dropping packets: {:.0f}/s ({:.0f}/s with the table full)",
                                           snap.drops_s, snap.drops_full_s));
-    if (top.max > 0 && top.fill >= kCriticalFill)
-        snap.alerts.push_back(fmt::format("table {:.0f}% full", top.fill * 100));
-    else if (top.max > 0 && top.fill >= kWarnFill)
-        snap.alerts.push_back(fmt::format("table {:.0f}% full", top.fill * 100));
+    if (table_is_full(top, s_.cpus))
+        snap.alerts.push_back(fmt::format("table full ({}/{})", top.count, top.max));
+    else if (top.max > 0 && top.fill() >= kWarnFill)
+        snap.alerts.push_back(fmt::format("table {:.0f}% full", top.fill() * 100));
     if (!snap.alerts.empty())
         for (const auto& a : as.advice) snap.alerts.push_back(fmt::format("advice: {}: {}", a.what, a.command));
     return snap;
 }
 
-void WatchModel::rows(Snapshot& snap, const Aggregator& agg, const ModelOptions& opt) const {
+void LiveModel::rows(LiveSnapshot& snap, const Aggregator& agg, const ModelOptions& opt) const {
     // Sources: best by the chosen key, filtered by prefix.
     const uint64_t now_sec = s_.now_ns() / 1'000'000'000ull;
     int64_t count_sum = 0;
@@ -149,18 +155,18 @@ std::string sparkline(const std::array<uint32_t, 60>& v, size_t width) {
     return out;
 }
 
-nlohmann::json to_json(const Snapshot& s) {
+nlohmann::json to_json(const LiveSnapshot& s) {
     using nlohmann::json;
     json j;
     j["type"] = "snapshot";
     j["elapsed_s"] = std::round(s.elapsed_s * 1000) / 1000;
     j["backend"] = s.backend;
     const TableRow& t = s.tables.front();
-    j["table"] = {{"netns", t.netns},
+    j["table"] = {{"netns", t.name},
                   {"count", t.count},
                   {"max", t.max},
                   {"buckets", t.buckets},
-                  {"fill", t.fill},
+                  {"fill", t.fill()},
                   {"memory_bytes", s.mem_now},
                   {"memory_at_max_bytes", s.mem_max},
                   {"object_size", s.object_size},
@@ -170,8 +176,8 @@ nlohmann::json to_json(const Snapshot& s) {
                   {"baseline_seconds", s.baseline_seconds}};
     j["tables"] = json::array();
     for (const auto& r : s.tables)
-        j["tables"].push_back({{"netns", r.netns}, {"inum", r.inum}, {"count", r.count}, {"max", r.max},
-                               {"buckets", r.buckets}, {"fill", r.fill}});
+        j["tables"].push_back({{"netns", r.name}, {"inum", r.netns}, {"count", r.count}, {"max", r.max},
+                               {"buckets", r.buckets}, {"fill", r.fill()}});
     j["rates"] = {{"inserts_per_s", s.inserts_s},     {"destroys_per_s", s.destroys_s},
                   {"growth_per_s", s.growth_s},       {"drops_per_s", s.drops_s},
                   {"drops_table_full_per_s", s.drops_full_s}, {"early_drops_per_s", s.early_drops_s},
@@ -209,13 +215,13 @@ nlohmann::json to_json(const Snapshot& s) {
     return j;
 }
 
-std::string to_text(const Snapshot& s) {
+std::string to_text(const LiveSnapshot& s) {
     fmt::memory_buffer b;
     auto out = std::back_inserter(b);
     const TableRow& t = s.tables.front();
-    fmt::format_to(out, "ctbpf watch  {:.0f}s  backend {}  netns {}  [{}]\n", s.elapsed_s, s.backend, t.netns,
+    fmt::format_to(out, "ctbpf watch  {:.0f}s  backend {}  netns {}  [{}]\n", s.elapsed_s, s.backend, t.name,
                    level_name(s.level));
-    fmt::format_to(out, "table {}/{} ({:.1f}%)  buckets {}  memory {} (at max {}){}\n", t.count, t.max, t.fill * 100,
+    fmt::format_to(out, "table {}/{} ({:.1f}%)  buckets {}  memory {} (at max {}){}\n", t.count, t.max, t.fill() * 100,
                    t.buckets, human_bytes(s.mem_now), human_bytes(s.mem_max),
                    s.baseline ? "" : "  occupancy: since start only");
     fmt::format_to(out, "inserts/s {:.0f}  destroys/s {:.0f}  growth/s {:+.0f}  full in {}\n", s.inserts_s,
@@ -235,4 +241,4 @@ std::string to_text(const Snapshot& s) {
     return fmt::to_string(b);
 }
 
-}  // namespace ctbpf::cli
+}  // namespace ctbpf

@@ -1,5 +1,7 @@
-// The live view's model: one Snapshot per interval, built from the kernel totals, the
-// table's fill and the aggregator. Renderers (JSON, text, full screen) only read it.
+// The live view's model: one LiveSnapshot per interval, built from the kernel totals, the
+// tables' fill and the aggregator. Every live presentation (watch's JSON, text and full
+// screen, serve's exposition) only reads it; a recording replayed on its own clock feeds
+// the same model, so replay shows what live showed.
 #pragma once
 
 #include <array>
@@ -15,8 +17,9 @@
 #include "ctbpf/cidr.h"
 #include "ctbpf/kernel.h"
 #include "ctbpf/system.h"
+#include "ctbpf/table.h"
 
-namespace ctbpf::cli {
+namespace ctbpf {
 
 struct SourceRow {
     Address addr;
@@ -35,14 +38,12 @@ struct DestRow {
     uint64_t drops = 0;
 };
 
-struct TableRow {
-    std::string netns;
-    uint32_t inum = 0;
-    int64_t count = 0, max = 0, buckets = 0;
-    double fill = 0;
+// A watched table as shown: the kernel's counts and the name the user gave its namespace.
+struct TableRow : TableState {
+    std::string name;  // as given to --netns, or "self"
 };
 
-struct Snapshot {
+struct LiveSnapshot {
     double elapsed_s = 0;
     std::string backend;
     std::vector<TableRow> tables;  // one per watched namespace; [0] is the fullest
@@ -55,8 +56,8 @@ struct Snapshot {
     // Per second over the last interval, from the exact kernel totals.
     double inserts_s = 0, destroys_s = 0, growth_s = 0, drops_s = 0, drops_full_s = 0, early_drops_s = 0,
            insert_failed_s = 0;
-    uint64_t drops_full_total = 0;          // drops seen with the table full, since start
-    uint64_t drops_other_total = 0;         // drops seen with the table not full (set by Live)
+    uint64_t drops_full_total = 0;          // drop events attributed to a full table, since start
+    uint64_t drops_other_total = 0;         // drop events attributed otherwise, since start
     std::optional<double> seconds_to_full;  // at the current growth, if growing
     KernelTotals totals;
     std::vector<SourceRow> sources;
@@ -69,6 +70,12 @@ struct Snapshot {
     int64_t other_entries = 0;
     Level level = Level::Ok;
     std::vector<std::string> alerts;  // what is wrong and what to do
+};
+
+// Drop events delivered so far, by attribution (attribute_drop in observe.h). Counted as
+// they arrive, so both only grow: exported counters must never go down.
+struct DropCounts {
+    uint64_t table_full = 0, other = 0;
 };
 
 enum class SourceSort { Rate, Entries, Drops };
@@ -86,19 +93,20 @@ struct ModelSource {
     std::string backend;
     std::vector<WatchedNetns> watched;
     std::function<KernelTotals()> totals;
-    std::function<std::optional<Session::Table>(uint32_t netns)> table;
+    std::function<std::optional<TableState>(uint32_t netns)> table;
     std::function<uint64_t()> now_ns;
+    unsigned cpus = 1;  // CPUs inserting at once, for table_is_full (1: unknown, a recording)
 };
 
 ModelSource live_source(const Session& s);
 
-class WatchModel {
+class LiveModel {
 public:
-    WatchModel(ModelSource src, TableFacts facts, bool baseline, int64_t baseline_entries,
+    LiveModel(ModelSource src, TableFacts facts, bool baseline, int64_t baseline_entries,
                double baseline_seconds = 0);
-    Snapshot take(const Aggregator& agg, uint64_t drops_full_total, const ModelOptions& opt);
+    LiveSnapshot take(const Aggregator& agg, const DropCounts& drops, const ModelOptions& opt);
     // Rebuilds only the source and destination rows (after a sort or filter change).
-    void rows(Snapshot& snap, const Aggregator& agg, const ModelOptions& opt) const;
+    void rows(LiveSnapshot& snap, const Aggregator& agg, const ModelOptions& opt) const;
 
 private:
     ModelSource s_;
@@ -112,8 +120,8 @@ private:
     int64_t prev_count_ = -1;
 };
 
-nlohmann::json to_json(const Snapshot& s);
-std::string to_text(const Snapshot& s);
+nlohmann::json to_json(const LiveSnapshot& s);
+std::string to_text(const LiveSnapshot& s);
 std::string sparkline(const std::array<uint32_t, 60>& v, size_t width);
 
-}  // namespace ctbpf::cli
+}  // namespace ctbpf

@@ -1,0 +1,143 @@
+// Live observation: the one library every live command uses (events, watch, serve,
+// record, export --live). It owns the kernel session, decodes each record, attributes
+// drops (one rule, attribute_drop), feeds the aggregator, takes the start-up baseline and
+// builds LiveSnapshots; it runs the wait loop (ring buffer, SIGINT/SIGTERM, deadline).
+// Commands only parse flags and present what it gives them.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "ctbpf/aggregator.h"
+#include "ctbpf/decode.h"
+#include "ctbpf/kernel.h"
+#include "ctbpf/live_view.h"
+#include "ctbpf/table.h"
+
+namespace ctbpf {
+
+// --- Drop attribution -------------------------------------------------------------------
+
+// Where user space can read a watched table (a live Session), and the clock to read it by.
+struct TableReader {
+    std::function<std::optional<TableState>(uint32_t netns)> table;
+    std::function<uint64_t()> now_ns;
+    unsigned cpus = 1;
+};
+
+// The one rule for why conntrack dropped a packet. The kernel side says so when it can
+// (the fentry and kprobe backends hook the allocation that failed: CTBPF_R_TABLE_FULL or
+// CTBPF_R_NO_ENTRY); otherwise (Reason::None: the tracepoint backend) the drop counts as
+// table full if the table was seen full (table_is_full) within a second of it. Recent
+// kernels keep the entry count where BPF cannot read it, so it is read here, at most every
+// 5 ms per namespace; the kernel side wakes the reader at the start of every drop storm so
+// that the read happens while the storm is on.
+class DropAttribution {
+public:
+    explicit DropAttribution(TableReader reader) : r_(std::move(reader)) {}
+    Reason attribute_drop(uint32_t netns, uint64_t event_ns, Reason kernel_reason);
+
+private:
+    struct State {
+        uint64_t read_ns = 0, full_ns = 0;
+    };
+    TableReader r_;
+    std::unordered_map<uint32_t, State> state_;
+};
+
+// --- The observer -----------------------------------------------------------------------
+
+std::optional<uint8_t> parse_proto(const std::string& p);  // throws Error (exit 2) on a bad name
+Backend parse_backend_option(const std::string& b);         // throws Error (exit 2) on a bad name
+
+struct ObserverOptions {
+    std::vector<std::string> netns;
+    std::string backend = "auto";
+    size_t ring_bytes = 8u << 20;
+    bool verbose = false;
+    // Aggregation (watch, serve, events' summary); off for record and export.
+    bool aggregate = true;
+    std::string proto;              // only this protocol in the per-source detail ("" = all)
+    size_t capacity = 1 << 16;      // sources tracked at most
+    // The start-up dump of what the table already holds: auto, on, off.
+    std::string baseline = "off";
+    // Build a LiveModel (watch, serve): reads the table's facts once at start.
+    bool model = false;
+};
+
+class Observer {
+public:
+    // Every delivered event, after drop attribution: decoded, and as the raw record with the
+    // attributed reason written in (what recordings store). Called on the observer's thread
+    // from drain(); it may throw (the exception leaves drain(), not libbpf's C frames).
+    using EventSink = std::function<void(const Event&, std::span<const std::byte, 64>)>;
+
+    explicit Observer(const ObserverOptions& o, EventSink sink = {});  // throws Error
+
+    Session& session() { return *session_; }
+    const Session& session() const { return *session_; }
+    const Aggregator& aggregator() const { return agg_; }
+    const DropCounts& drops() const { return drops_; }
+    // Each watched namespace's table now.
+    std::vector<TableState> tables() const;
+    // The model (ObserverOptions::model); snapshots of it with this observer's counts.
+    LiveModel& model();
+    LiveSnapshot take(const ModelOptions& mo);
+    // Reads the kernel totals, then delivers every record still waiting: whatever the
+    // totals count is then delivered or counted lost (delivered + lost == totals).
+    KernelTotals finish();
+
+private:
+    void on_record(std::span<const std::byte> rec);
+
+    EventSink sink_;
+    bool aggregate_;
+    std::optional<uint8_t> proto_;
+    Aggregator agg_;
+    DropCounts drops_;
+    std::unique_ptr<Session> session_;
+    std::optional<DropAttribution> attribution_;
+    std::unique_ptr<LiveModel> model_;
+};
+
+// --- The wait loop ----------------------------------------------------------------------
+
+struct LoopOptions {
+    std::optional<std::chrono::milliseconds> duration;  // stop after this long
+    std::chrono::milliseconds tick{100};                 // drain at least this often
+};
+
+// Runs until SIGINT/SIGTERM or the deadline: waits on the ring buffer's epoll fd and a
+// signalfd, drains at least every tick, then calls `on_tick` (flush output, publish...),
+// which may return false to stop. Returns the signal that stopped it, or 0.
+int run_loop(Session& s, const LoopOptions& opt, const std::function<bool()>& on_tick);
+
+// Blocks SIGINT/SIGTERM (read through a signalfd, so nothing recorded is lost to a signal
+// arriving mid-write) and ignores SIGPIPE. Call before starting any thread.
+void block_stop_signals();
+
+// --- Record triggers --------------------------------------------------------------------
+
+// "fill>=90%", "drops", or several joined by ',' or '|' (any one fires).
+struct Trigger {
+    std::optional<double> fill;  // fraction
+    bool drops = false;
+    std::string text;            // as understood, for messages: "fill>=90% or drops"
+
+    bool armed() const { return fill || drops; }
+    bool fires(double fill_now, int64_t new_drops) const {
+        return (fill && fill_now >= *fill) || (drops && new_drops > 0);
+    }
+};
+
+// Throws Error (exit 2) saying what is accepted.
+Trigger parse_triggers(const std::vector<std::string>& specs);
+
+}  // namespace ctbpf

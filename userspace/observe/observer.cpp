@@ -1,0 +1,138 @@
+#include "ctbpf/observe.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <exception>
+
+#include <fmt/format.h>
+
+#include "ctbpf/baseline.h"
+#include "ctbpf/clock.h"
+#include "ctbpf/error.h"
+#include "ctbpf/event.h"
+#include "ctbpf/netns.h"
+
+namespace ctbpf {
+
+namespace {
+// The dump costs about 2.5 us per entry here, nearly all of it the kernel's (250,000
+// entries: 0.6 s; `conntrack -L` took 1.5 s): automatic up to 250,000 entries, so that the
+// first answer comes within a second; asked for beyond.
+constexpr int64_t kAutoBaselineMax = 250'000;
+// A drop within this long of a reading that found the table full is a table-full drop.
+constexpr uint64_t kFullWindowNs = 1'000'000'000ull;
+// Re-read a namespace's count at most this often (a storm delivers thousands of drops).
+constexpr uint64_t kReadEveryNs = 5'000'000ull;
+
+unsigned online_cpus() { return static_cast<unsigned>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN))); }
+}  // namespace
+
+Reason DropAttribution::attribute_drop(uint32_t netns, uint64_t event_ns, Reason kernel_reason) {
+    if (kernel_reason == Reason::TableFull || kernel_reason == Reason::NoEntry) return kernel_reason;
+    const uint64_t now = r_.now_ns();
+    State& st = state_[netns];
+    if (st.read_ns == 0 || now - st.read_ns > kReadEveryNs) {
+        st.read_ns = now;
+        if (auto t = r_.table(netns); t && table_is_full(*t, r_.cpus)) st.full_ns = now;
+    }
+    const uint64_t d = event_ns > st.full_ns ? event_ns - st.full_ns : st.full_ns - event_ns;
+    return st.full_ns != 0 && d < kFullWindowNs ? Reason::TableFull : Reason::NoEntry;
+}
+
+std::optional<uint8_t> parse_proto(const std::string& p) {
+    if (p.empty()) return std::nullopt;
+    for (int n = 0; n < 256; ++n)
+        if (proto_name(static_cast<uint8_t>(n)) == p) return static_cast<uint8_t>(n);
+    throw Error(fmt::format("unknown protocol '{}': use tcp, udp, icmp, icmpv6, sctp, dccp, udplite, gre or a number", p), 2);
+}
+
+Backend parse_backend_option(const std::string& b) {
+    if (auto v = parse_backend(b)) return *v;
+    throw Error(fmt::format("unknown backend '{}': use auto, fentry, kprobe or tracepoint", b), 2);
+}
+
+Observer::Observer(const ObserverOptions& o, EventSink sink)
+    : sink_(std::move(sink)), aggregate_(o.aggregate), proto_(parse_proto(o.proto)),
+      agg_(Aggregator::Options{o.capacity, o.capacity}) {
+    if (o.baseline != "auto" && o.baseline != "on" && o.baseline != "off")
+        throw Error(fmt::format("--baseline '{}': use auto, on or off", o.baseline), 2);
+    SessionOptions so;
+    so.backend = parse_backend_option(o.backend);
+    so.netns = o.netns;
+    so.ring_bytes = o.ring_bytes;
+    so.verbose = o.verbose;
+    session_ = std::make_unique<Session>(so, [this](std::span<const std::byte> rec) { on_record(rec); });
+    const Session& s = *session_;
+    attribution_.emplace(TableReader{[&s](uint32_t netns) { return s.table(netns); }, [] { return monotonic_ns(); },
+                                     online_cpus()});
+
+    // What the table already holds: once, by netlink, if cheap enough (or asked for).
+    bool baseline = false;
+    int64_t baseline_entries = 0;
+    double baseline_seconds = 0;
+    int64_t existing = 0;
+    for (const auto& t : tables()) existing += t.count;
+    if (aggregate_ && (o.baseline == "on" || (o.baseline == "auto" && existing <= kAutoBaselineMax))) {
+        session_->drain();
+        for (const auto& w : s.watched()) {
+            const Baseline b = dump_baseline(w.name);
+            for (const auto& [addr, n] : b.by_source) agg_.add_baseline(addr, n);
+            baseline_entries += b.total;
+            baseline_seconds += b.seconds;
+        }
+        baseline = true;
+    }
+    if (!o.model) return;
+    // Timeouts and the slab object size, read once, inside the (first) watched namespace.
+    TableFacts facts;
+    try {
+        NetnsFile ns(s.watched().front().name);
+        NetnsEntry inside(ns);
+        facts = read_table_facts();
+    } catch (const Error&) {
+        // conntrack not active there yet: the defaults in TableFacts serve
+    }
+    model_ = std::make_unique<LiveModel>(live_source(s), facts, baseline, baseline_entries, baseline_seconds);
+}
+
+void Observer::on_record(std::span<const std::byte> rec) {
+    auto e = decode_event(rec);
+    if (!e) return;
+    std::array<std::byte, 64> raw;
+    std::memcpy(raw.data(), rec.data(), raw.size());
+    if (e->kind == EventKind::Drop) {
+        e->reason = attribution_->attribute_drop(e->netns, e->ts_ns, e->reason);
+        ++(e->reason == Reason::TableFull ? drops_.table_full : drops_.other);
+        reinterpret_cast<ctbpf_event*>(raw.data())->reason = static_cast<uint8_t>(e->reason);
+    }
+    if (aggregate_ && (!proto_ || e->proto == *proto_)) agg_.add(*e);
+    if (sink_) sink_(*e, std::span<const std::byte, 64>(raw));
+}
+
+std::vector<TableState> Observer::tables() const {
+    std::vector<TableState> out;
+    for (const auto& w : session_->watched()) {
+        TableState t{w.inum, 0, 0, 0};
+        if (auto tb = session_->table(w.inum)) t = *tb;
+        out.push_back(t);
+    }
+    return out;
+}
+
+LiveModel& Observer::model() {
+    if (!model_) throw Error("internal: this observer was made without a model");
+    return *model_;
+}
+
+LiveSnapshot Observer::take(const ModelOptions& mo) { return model().take(agg_, drops_, mo); }
+
+KernelTotals Observer::finish() {
+    const KernelTotals t = session_->totals();
+    session_->drain();
+    return t;
+}
+
+}  // namespace ctbpf
