@@ -95,7 +95,6 @@ struct ModelSource {
     std::function<KernelTotals()> totals;
     std::function<std::optional<TableState>(uint32_t netns)> table;
     std::function<uint64_t()> now_ns;
-    unsigned cpus = 1;  // CPUs inserting at once, for table_is_full (1: unknown, a recording)
 };
 
 ModelSource live_source(const Session& s);

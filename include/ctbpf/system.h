@@ -55,6 +55,14 @@ struct KernelLog {
     static constexpr size_t kMaxLines = 10;
 };
 
+// What the kernel counted over a short window just now. Health describes this window, not
+// the history since boot: after a fix, status must be able to say "ok" again.
+struct RecentActivity {
+    double seconds = 0;                                   // length of the window
+    uint64_t drop = 0, early_drop = 0, insert_failed = 0;  // counter deltas over it
+    double growth_per_s = 0;                              // entry count change per second
+};
+
 struct TableFacts {
     uint64_t count = 0, max = 0, buckets = 0;   // nf_conntrack_{count,max,buckets}; max 0 = no limit
     std::optional<uint64_t> hashsize;           // /sys/module/nf_conntrack/parameters/hashsize
@@ -67,6 +75,9 @@ struct TableFacts {
     KernelLog kernel_log;
     NetnsId netns;
     std::optional<double> uptime_s;             // /proc/uptime, to age the log lines
+    // The window health is judged on. Absent: the counters above are the window (a
+    // recording's own span, in `report`).
+    std::optional<RecentActivity> recent;
 };
 
 // Reads everything. Throws ctbpf::Error "conntrack is not active ..." when the namespace
@@ -79,6 +90,8 @@ std::map<std::string, uint64_t> parse_conntrack_stat(std::string_view text);
 // Text of kmsg records ("prio,seq,usec,flags;message\n" plus " KEY=value" lines).
 KernelLog parse_kmsg(std::string_view text, const NetnsId& netns);
 KernelLog read_kmsg(const std::filesystem::path& path, const NetnsId& netns);
+// Samples the drop counters and the entry count twice, `seconds` apart (status's window).
+RecentActivity sample_recent(double seconds, const SystemRoots& roots = {});
 
 // --- Judging: pure functions of TableFacts -------------------------------------------
 
@@ -87,7 +100,8 @@ std::string_view level_name(Level l);  // "ok", "warning", "critical"
 
 struct Health {
     Level level = Level::Ok;
-    std::vector<std::string> reasons;  // why the level is not ok, one per finding
+    std::vector<std::string> reasons;  // why the level is not ok now, one per finding
+    std::vector<std::string> history;  // what happened before the window: shown, not judged
 };
 
 struct AdviceItem {
@@ -112,6 +126,11 @@ struct Assessment {
 };
 
 inline constexpr double kWarnFill = 0.80, kCriticalFill = 0.95;
+// A table that will be full within this long at its current growth is a warning (the same
+// horizon as the shipped ConntrackTableFullSoon alert).
+inline constexpr double kFullSoonSeconds = 600;
+// A table-full kernel log line this recent is a warning: the table was full a moment ago.
+inline constexpr double kRecentLogSeconds = 60;
 inline constexpr uint64_t kMaxSensibleTcpEstablished = 86400;  // 1 day
 
 uint64_t next_pow2(uint64_t n);  // smallest power of two >= n (1 for 0)

@@ -95,3 +95,49 @@ TEST_F(Status, HumanReportHasItsSections) {
                           "Health: ok", "Advice\n"})
         EXPECT_NE(r.out.find(s), std::string::npos) << s << "\n" << r.out;
 }
+
+// The seed's fix, as an operator applies it: the table filled and dropped packets, the limit
+// is raised; `status` must then say ok (exit 0, its own "verify" step), with the incident
+// kept as history. Run from the host with --netns, as an operator of a container would.
+TEST_F(Status, AfterTheFixItIsOkAndTheIncidentIsHistory) {
+    Netns ns("status-fixed");
+    {
+        ConntrackMax max(300);
+        loadgen(ns, "--flows 200 --src 127.0.1.1 --src 127.0.1.2 --src 127.0.1.3 --src 127.0.1.4");
+        const auto during = sh(fmt::format("{} status --json --netns {}", CTBPF_BIN, ns.name()));
+        ASSERT_EQ(during.status, 2) << during.out << during.err;
+    }
+    // max restored (it was far above 300); nothing new arrives: no drops in the window.
+    const auto r = sh(fmt::format("{} status --json --netns {} --window 1s", CTBPF_BIN, ns.name()));
+    ASSERT_EQ(r.status, 0) << r.out << r.err;
+    const json j = json::parse(r.out);
+    EXPECT_EQ(j["health"]["level"], "ok");
+    EXPECT_TRUE(j["health"]["reasons"].empty()) << j["health"].dump();
+    EXPECT_EQ(j["window"]["drop"], 0);
+    EXPECT_EQ(j["table"]["count"], ns.count());
+    ASSERT_FALSE(j["health"]["history"].empty()) << j["health"].dump();
+    EXPECT_NE(j["health"]["history"][0].get<std::string>().find("dropped since boot"), std::string::npos);
+    EXPECT_GT(j["counters"]["drop"].get<long long>(), 0);
+}
+
+TEST_F(Status, DropsDuringTheWindowAreCriticalAndUsageErrorsAreUnknown) {
+    Netns ns("status-window");
+    ConntrackMax max(100);
+    // Unanswered UDP at a steady pace into a full table: drops inside status's window.
+    sh(fmt::format("ip netns exec {} sh -c '{} --flows 100 --src 127.0.1.1 >/dev/null'", ns.name(), LOADGEN_BIN));
+    const std::string bg = fmt::format(
+        "ip netns exec {} sh -c '{} --flows 3000 --rate 1000 --src 127.0.1.2 >/dev/null 2>&1' & "
+        "{} status --json --netns {} --window 2s; s=$?; wait; exit $s",
+        ns.name(), LOADGEN_BIN, CTBPF_BIN, ns.name());
+    const auto r = sh(bg);
+    ASSERT_EQ(r.status, 2) << r.out << r.err;
+    const json j = json::parse(r.out);
+    EXPECT_GT(j["window"]["drop"].get<long long>(), 0) << j["window"].dump();
+    EXPECT_EQ(j["health"]["level"], "critical");
+
+    for (const char* bad : {"--bogus", "--window 0", "--window x", "--netns no-such-ns-ctbpf"}) {
+        const auto u = sh(fmt::format("{} status {}", CTBPF_BIN, bad));
+        EXPECT_EQ(u.status, 3) << bad << ": " << u.err;
+        EXPECT_EQ(std::count(u.err.begin(), u.err.end(), '\n'), 1) << u.err;
+    }
+}

@@ -142,3 +142,18 @@ TEST(Units, DurationsAndSizes) {
         EXPECT_EQ(std::string(e.what()), "--max-size '12Q' is not a size (e.g. 512K, 64M, 2G)");
     }
 }
+
+TEST(Units, EveryDurationOptionTakesTheSameSyntaxAndRefusesZero) {
+    EXPECT_FALSE(parse_duration_option("", "--duration"));
+    EXPECT_DOUBLE_EQ(*parse_duration_option("30", "--duration"), 30);
+    EXPECT_DOUBLE_EQ(*parse_duration_option("5m", "--duration"), 300);
+    for (const char* bad : {"0", "0s", "-1", "1e400"}) {
+        try {
+            parse_duration_option(bad, "--duration");
+            ADD_FAILURE() << bad;
+        } catch (const Error& e) {
+            EXPECT_EQ(e.exit_code(), 2);
+            EXPECT_LT(std::string(e.what()).size(), 100u) << e.what();  // one readable line
+        }
+    }
+}

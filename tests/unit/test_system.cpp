@@ -410,3 +410,61 @@ TEST(Advice, Arithmetic) {
 }
 
 }  // namespace
+
+// Health describes now (issue: `status` stayed critical after the fix): with a window,
+// since-boot drops and old log lines are history, not the level.
+TEST(Advice, AfterTheFixHealthIsOkAndTheIncidentIsHistory) {
+    TableFacts f = facts(8000, 16384, 16384);
+    f.counters["drop"] = 4000;
+    f.counters["early_drop"] = 12;
+    f.uptime_s = 5000;
+    f.kernel_log.readable = true;
+    f.kernel_log.table_full_total = 290;
+    f.kernel_log.table_full = {{4000.0, "nf_conntrack: table full, dropping packet"}};
+    f.recent = RecentActivity{1.0, 0, 0, 0, 0.0};
+    const Assessment a = assess(f);
+    EXPECT_EQ(a.health.level, Level::Ok);
+    EXPECT_TRUE(a.health.reasons.empty());
+    ASSERT_EQ(a.health.history.size(), 3u);
+    EXPECT_NE(a.health.history[0].find("4000 packets dropped since boot"), std::string::npos);
+    EXPECT_NE(a.health.history[2].find("290 'table full' kernel log lines"), std::string::npos);
+    EXPECT_EQ(a.recommended_max, 0u);  // nothing to raise: the fix holds
+}
+
+TEST(Advice, DropsInTheWindowAreCriticalAndEarlyDropsAWarning) {
+    TableFacts f = facts(300, 300);
+    f.recent = RecentActivity{2.0, 50, 0, 0, 0.0};
+    Assessment a = assess(f);
+    EXPECT_EQ(a.health.level, Level::Critical);
+    EXPECT_NE(a.health.reasons.back().find("dropped 50 packets in the last 2 s (25/s)"), std::string::npos);
+    f = facts(500, 1000);
+    f.recent = RecentActivity{1.0, 0, 3, 0, 0.0};
+    a = assess(f);
+    EXPECT_EQ(a.health.level, Level::Warning);
+    EXPECT_NE(a.recommended_max, 0u);  // evictions: the limit is too low
+}
+
+TEST(Advice, FillingFastIsAWarningBelowEightyPercent) {
+    TableFacts f = facts(2360, 3000);  // 79%
+    f.recent = RecentActivity{1.0, 0, 0, 0, 80.0};
+    const Assessment a = assess(f);
+    EXPECT_EQ(a.health.level, Level::Warning);
+    ASSERT_EQ(a.health.reasons.size(), 1u);
+    EXPECT_NE(a.health.reasons[0].find("grows by 80 entries/s: full in 9s"), std::string::npos) << a.health.reasons[0];
+    EXPECT_FALSE(a.advice.empty());
+    f.recent->growth_per_s = 1.0;  // full in 640 s: beyond the horizon
+    EXPECT_EQ(assess(f).health.level, Level::Ok);
+}
+
+TEST(Advice, ARecentLogLineIsAWarning) {
+    TableFacts f = facts(100, 1000);
+    f.counters["drop"] = 10;
+    f.uptime_s = 1030;
+    f.kernel_log.readable = true;
+    f.kernel_log.table_full_total = 1;
+    f.kernel_log.table_full = {{1000.0, "nf_conntrack: table full, dropping packet"}};
+    f.recent = RecentActivity{1.0, 0, 0, 0, 0.0};
+    const Assessment a = assess(f);
+    EXPECT_EQ(a.health.level, Level::Warning);
+    EXPECT_NE(a.health.reasons[0].find("30s ago"), std::string::npos) << a.health.reasons[0];
+}

@@ -97,6 +97,51 @@ TEST(WatchModel, DropsRaiseAnAlertWithAdvice) {
     EXPECT_NE(s.alerts[0].find("dropping packets"), std::string::npos);
 }
 
+// Every level above ok carries its reason, and a table filling fast is worth a word
+// before it reaches 80% (the issue: "critical" with no alerts; silence while "full in 8s").
+TEST(WatchModel, EveryLevelAboveOkSaysWhyAndFillingFastSpeaksEarly) {
+    Fake f;
+    f.tables = {{1, 1500, 3000, 4096}};
+    TableFacts history;
+    history.counters["drop"] = 5000;  // an incident long ago: not this view's business
+    history.kernel_log.table_full_total = 290;
+    history.kernel_log.table_full = {{1.0, "nf_conntrack: table full, dropping packet"}};
+    LiveModel m(f.source(), history, false, 0);
+    Aggregator agg;
+    f.now += 1'000'000'000ull;
+    LiveSnapshot s = m.take(agg, DropCounts{}, ModelOptions{});
+    EXPECT_EQ(s.level, Level::Ok) << (s.alerts.empty() ? "" : s.alerts[0]);
+    EXPECT_TRUE(s.alerts.empty());
+    // 2360 of 3000 (79%), growing by 80 entries a second: full in about 8 s.
+    for (int i = 0; i < 2; ++i) {
+        f.now += 1'000'000'000ull;
+        f.tables[0].count += 390;
+        f.totals.insert += 390;
+        s = m.take(agg, DropCounts{}, ModelOptions{});
+    }
+    f.now += 1'000'000'000ull;
+    f.tables[0].count = 2360;
+    f.totals.insert += 80;
+    s = m.take(agg, DropCounts{}, ModelOptions{});
+    EXPECT_LT(s.tables[0].fill(), kWarnFill);
+    EXPECT_EQ(s.level, Level::Warning);
+    ASSERT_FALSE(s.alerts.empty());
+    EXPECT_NE(s.alerts[0].find("grows by 80 entries/s: full in 9s"), std::string::npos) << s.alerts[0];
+    bool advice = false;
+    for (const auto& a : s.alerts) advice = advice || a.find("advice: raise nf_conntrack_max") == 0;
+    EXPECT_TRUE(advice);
+    // Whatever the level, a reason comes with it.
+    for (int64_t count : {2400, 2900, 3000}) {
+        f.now += 1'000'000'000ull;
+        f.tables[0].count = count;
+        s = m.take(agg, DropCounts{}, ModelOptions{});
+        if (s.level != Level::Ok) {
+            EXPECT_FALSE(s.alerts.empty()) << count;
+        }
+    }
+    EXPECT_EQ(s.level, Level::Critical);
+}
+
 TEST(WatchModel, RowsFollowSortAndCidr) {
     Fake f;
     f.tables = {{1, 10, 1000, 1024}};

@@ -15,6 +15,7 @@
 #include "ctbpf/recording.h"
 #include "ctbpf/clock.h"
 #include "ctbpf/observe.h"
+#include "ctbpf/units.h"
 #include "format.h"
 
 namespace ctbpf::cli {
@@ -64,7 +65,7 @@ int events_from_file(const EventsArgs& a) {
 
 int cmd_events(const EventsArgs& a) {
     if (!a.from.empty()) return events_from_file(a);
-    if (a.duration_s && *a.duration_s <= 0) throw Error("--duration must be positive", 2);
+    const auto duration = parse_duration_option(a.duration, "--duration");
 
     block_stop_signals();
     fmt::memory_buffer out;
@@ -82,7 +83,7 @@ int cmd_events(const EventsArgs& a) {
 
     const uint64_t start = monotonic_ns();
     LoopOptions lo;
-    if (a.duration_s) lo.duration = std::chrono::milliseconds(static_cast<int64_t>(*a.duration_s * 1000));
+    if (duration) lo.duration = std::chrono::milliseconds(static_cast<int64_t>(*duration * 1000));
     bool reader_gone = false;
     run_loop(s, lo, [&] {
         if (!flush(out)) reader_gone = true;

@@ -81,7 +81,7 @@ int cmd_export(const ExportArgs& a) {
     StackAggregator stacks(h);
     Collector c(metric, stacks);
     if (a.live) {
-        const double secs = parse_duration(a.duration.empty() ? "10s" : a.duration, "--duration");
+        const double secs = parse_duration_option(a.duration.empty() ? "10s" : a.duration, "--duration").value();
         block_stop_signals();
         ObserverOptions oo;
         oo.netns = a.netns;

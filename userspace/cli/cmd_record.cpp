@@ -36,7 +36,7 @@ void rotate_files(const std::string& path, size_t keep) {
 }  // namespace
 
 int cmd_record(const RecordArgs& a) {
-    const double duration = a.duration.empty() ? 0 : parse_duration(a.duration, "--duration");  // 0: none
+    const double duration = parse_duration_option(a.duration, "--duration").value_or(0);  // 0: none
     const uint64_t max_size = a.max_size.empty() ? 0 : parse_size(a.max_size, "--max-size");
     const uint64_t rotate = a.rotate.empty() ? 0 : parse_size(a.rotate, "--rotate");
     const double pre = parse_duration(a.pre, "--pre"), post = parse_duration(a.post, "--post");

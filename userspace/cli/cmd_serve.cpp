@@ -8,11 +8,13 @@
 #include "format.h"
 #include "http.h"
 #include "ctbpf/observe.h"
+#include "ctbpf/units.h"
 
 namespace ctbpf::cli {
 
 int cmd_serve(const ServeArgs& a) {
     const serve::ListenAddress where = serve::parse_listen(a.listen);
+    const auto duration = parse_duration_option(a.duration, "--duration");
     // Before any thread starts, so the HTTP thread inherits the blocked signals too.
     block_stop_signals();
     // Bind before loading anything: a busy port fails at once.
@@ -56,7 +58,7 @@ int cmd_serve(const ServeArgs& a) {
     const auto interval = std::chrono::milliseconds(static_cast<int64_t>(a.interval_s * 1000));
     auto next = std::chrono::steady_clock::now() + interval;
     LoopOptions lo;
-    if (a.duration_s) lo.duration = std::chrono::milliseconds(static_cast<int64_t>(*a.duration_s * 1000));
+    if (duration) lo.duration = std::chrono::milliseconds(static_cast<int64_t>(*duration * 1000));
     run_loop(live.session(), lo, [&] {
         if (std::chrono::steady_clock::now() >= next) {
             next += interval;

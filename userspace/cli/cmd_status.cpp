@@ -1,16 +1,22 @@
 // `ctbpf status`: a one-shot diagnosis of the conntrack table of the current network
 // namespace (fill, memory, timeouts, kernel counters, table-full log lines) with advice.
-// Exit code: 0 ok, 1 warning, 2 critical; 3 if the facts could not be read.
+// Health describes now: the table's fill and what the kernel counted during a short
+// window (--window); counters since boot and older kernel log lines are history.
+// Exit code (monitoring-plugin convention): 0 ok, 1 warning, 2 critical, 3 unknown (bad
+// usage, or the facts could not be read).
 #include <algorithm>
 #include <cstdio>
 #include <iterator>
+#include <optional>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
 #include "ctbpf/error.h"
+#include "ctbpf/netns.h"
 #include "ctbpf/system.h"
+#include "ctbpf/units.h"
 
 namespace ctbpf::cli {
 
@@ -36,7 +42,13 @@ std::string to_json(const TableFacts& f, const Assessment& a) {
     if (!f.kernel_log.readable) j["kernel_log"]["error"] = f.kernel_log.error;
     j["netns"] = {{"inode", f.netns.inode}, {"initial", f.netns.initial}};
     if (f.netns.created_s) j["netns"]["created_s"] = *f.netns.created_s;
-    j["health"] = {{"level", level_name(a.health.level)}, {"reasons", a.health.reasons}};
+    j["health"] = {{"level", level_name(a.health.level)}, {"reasons", a.health.reasons}, {"history", a.health.history}};
+    if (f.recent)
+        j["window"] = {{"seconds", f.recent->seconds},
+                       {"drop", f.recent->drop},
+                       {"early_drop", f.recent->early_drop},
+                       {"insert_failed", f.recent->insert_failed},
+                       {"growth_per_s", f.recent->growth_per_s}};
     j["advice"] = nlohmann::json::array();
     for (const auto& x : a.advice) j["advice"].push_back({{"what", x.what}, {"command", x.command}, {"why", x.why}});
     return j.dump() + "\n";
@@ -109,8 +121,15 @@ std::string to_text(const TableFacts& f, const Assessment& a) {
                             "earlier namespace that had the same number)\n");
     if (log.other_netns) fmt::format_to(out, "  ({} lines about other network namespaces ignored)\n", log.other_netns);
 
-    fmt::format_to(out, "\nHealth: {}\n", level_name(a.health.level));
+    if (f.recent)
+        fmt::format_to(out, "\nHealth: {}  (now: fill, and the last {:.1f} s: {} drops, {} early drops, {:+.0f} entries/s)\n",
+                       level_name(a.health.level), f.recent->seconds, f.recent->drop, f.recent->early_drop,
+                       f.recent->growth_per_s);
+    else
+        fmt::format_to(out, "\nHealth: {}\n", level_name(a.health.level));
     for (const auto& r : a.health.reasons) b.append(wrap("  - ", r));
+    if (!a.health.history.empty()) fmt::format_to(out, "  History (not judged: before the window)\n");
+    for (const auto& h : a.health.history) b.append(wrap("    . ", h));
 
     fmt::format_to(out, "\nAdvice\n");
     if (a.advice.empty()) fmt::format_to(out, "  nothing to change\n");
@@ -131,7 +150,18 @@ std::string to_text(const TableFacts& f, const Assessment& a) {
 int cmd_status(const StatusArgs& args) {
     TableFacts facts;
     try {
+        const double window = parse_duration(args.window, "--window");
+        if (window <= 0 || window > 60) throw Error("--window must be more than 0 and at most 60 s", kCannotRead);
+        // Everything is read inside the namespace: sysctls, /proc/net and the netns inode
+        // follow the reading thread's namespace.
+        std::optional<NetnsFile> ns;
+        std::optional<NetnsEntry> inside;
+        if (!args.netns.empty()) {
+            ns.emplace(args.netns);
+            inside.emplace(*ns);
+        }
         facts = read_table_facts();
+        facts.recent = sample_recent(window);
     } catch (const Error& e) {
         throw Error(e.what(), kCannotRead);
     }

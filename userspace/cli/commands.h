@@ -14,7 +14,7 @@ inline constexpr const char* kVersion = "0.1.0";
 struct EventsArgs {
     bool json = false;
     std::vector<std::string> netns;
-    std::optional<double> duration_s;
+    std::string duration;  // "" until stopped; "30", "30s", "5m" (parse_duration_option)
     std::string backend = "auto";
     size_t top = 20;
     size_t ring_mib = 8;
@@ -59,7 +59,7 @@ struct ServeArgs {
     std::string listen = "127.0.0.1:9669";
     size_t top_k = 20;
     double interval_s = 1;
-    std::optional<double> duration_s;
+    std::string duration;  // as EventsArgs::duration
     std::vector<std::string> netns;
     std::string backend = "auto", baseline = "auto";
     size_t capacity = 1 << 16;
@@ -67,6 +67,8 @@ struct ServeArgs {
 
 struct StatusArgs {
     bool json = false;
+    std::string window = "1s";  // how long "now" is measured
+    std::string netns;          // a namespace to diagnose instead of our own
 };
 
 int cmd_events(const EventsArgs& a);

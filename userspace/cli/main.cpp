@@ -17,8 +17,7 @@ int main(int argc, char** argv) {
     events->add_flag("--json", ev.json, "one JSON object per line (NDJSON)");
     events->add_option("--netns", ev.netns, "network namespace to watch: a name under /run/netns or a path "
                                             "(repeatable; default: ctbpf's own)");
-    events->add_option("--duration", ev.duration_s, "stop after SECONDS (default: until Ctrl-C/SIGTERM)")
-        ->check(CLI::PositiveNumber);
+    events->add_option("--duration", ev.duration, "stop after this long: 30, 30s, 5m, 2h (default: until Ctrl-C/SIGTERM)");
     events->add_option("--backend", ev.backend, "attach method: auto, fentry, kprobe or tracepoint")
         ->check(CLI::IsMember({"auto", "fentry", "kprobe", "tracepoint"}));
     events->add_option("--top", ev.top, "sources and destinations listed in the summary")->check(CLI::Range(1, 100000));
@@ -54,7 +53,7 @@ int main(int argc, char** argv) {
     RecordArgs ra;
     auto* record = app.add_subcommand("record", "record every event and a per-second snapshot to a file");
     record->add_option("-o,--output", ra.output, "recording file (created with mode 0600)")->required();
-    record->add_option("--duration", ra.duration, "stop after this long (e.g. 30s, 10m, 8h)");
+    record->add_option("--duration", ra.duration, "stop after this long: 30, 30s, 10m, 8h (default: until Ctrl-C/SIGTERM)");
     record->add_option("--max-size", ra.max_size, "stop when the file reaches this size (e.g. 512M)");
     record->add_option("--trigger", ra.triggers, "write only around incidents: fill>=N%, drops, or both "
                                                  "joined with ',' (repeatable; any fires)");
@@ -84,13 +83,15 @@ int main(int argc, char** argv) {
     exp->add_option("-o,--output", ex.output, "write here instead of standard output");
     exp->add_option("--diff", ex.diff, "baseline recording: a differential flame graph / folded diff");
     exp->add_flag("--live", ex.live, "capture now instead of reading a file");
-    exp->add_option("--duration", ex.duration, "with --live: how long (default 10s)");
+    exp->add_option("--duration", ex.duration, "with --live: how long: 30, 30s, 5m (default 10s)");
     exp->add_option("--netns", ex.netns, "with --live: network namespace to watch (repeatable)");
 
     StatusArgs st;
     auto* status = app.add_subcommand("status", "one-shot health report of the conntrack table, with advice; "
-                                                "exit 0 fine, 1 warning, 2 critical");
+                                                "exit 0 ok, 1 warning, 2 critical, 3 unknown");
     status->add_flag("--json", st.json, "as one JSON object");
+    status->add_option("--window", st.window, "judge drops and growth over this long now (default 1s)");
+    status->add_option("--netns", st.netns, "diagnose this network namespace (a name under /run/netns or a path)");
 
     ServeArgs sv;
     auto* serve = app.add_subcommand("serve", "Prometheus/OpenMetrics exporter: /metrics with bounded top-K "
@@ -99,8 +100,7 @@ int main(int argc, char** argv) {
     serve->add_option("--top-k", sv.top_k, "sources and destinations per family: a hard ceiling on series")
         ->check(CLI::Range(1, 1000));
     serve->add_option("--interval", sv.interval_s, "seconds between snapshots")->check(CLI::Range(0.1, 60.0));
-    serve->add_option("--duration", sv.duration_s, "stop after SECONDS (default: until Ctrl-C/SIGTERM)")
-        ->check(CLI::PositiveNumber);
+    serve->add_option("--duration", sv.duration, "stop after this long: 30, 30s, 5m, 2h (default: until Ctrl-C/SIGTERM)");
     serve->add_option("--netns", sv.netns, "network namespace to watch (repeatable; default: ctbpf's own)");
     serve->add_option("--backend", sv.backend, "attach method: auto, fentry, kprobe or tracepoint")
         ->check(CLI::IsMember({"auto", "fentry", "kprobe", "tracepoint"}));
@@ -117,8 +117,23 @@ int main(int argc, char** argv) {
     } catch (const CLI::ParseError& e) {
         // One line, not CLI11's multi-line block.
         std::string msg = e.what();
+        // CLI11 calls an unknown command "A subcommand is required": name it instead.
+        for (int i = 1; i < argc; ++i) {
+            const std::string_view arg = argv[i];
+            if (arg.empty() || arg[0] == '-') continue;
+            bool known = false;
+            for (const auto* sub : app.get_subcommands({})) known = known || sub->get_name() == arg;
+            if (!known) {
+                std::string names;
+                for (const auto* sub : app.get_subcommands({})) names += (names.empty() ? "" : ", ") + sub->get_name();
+                msg = fmt::format("unknown command '{}': use one of {}", arg, names);
+            }
+            break;
+        }
         fmt::print(stderr, "ctbpf: {} (see ctbpf --help)\n", msg);
-        return 2;
+        // `status` follows the monitoring-plugin convention: 2 means critical there, so a
+        // usage error is 3 (unknown). Every other command exits 2 on bad usage.
+        return status->parsed() ? 3 : 2;
     }
 
     try {

@@ -3,8 +3,6 @@
 #include <algorithm>
 #include <cmath>
 
-#include <unistd.h>
-
 #include <fmt/format.h>
 
 #include "ctbpf/decode.h"
@@ -14,8 +12,7 @@ namespace ctbpf {
 
 ModelSource live_source(const Session& s) {
     return ModelSource{std::string(backend_name(s.choice().backend)), s.watched(), [&s] { return s.totals(); },
-                       [&s](uint32_t netns) { return s.table(netns); }, [] { return monotonic_ns(); },
-                       static_cast<unsigned>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)))};
+                       [&s](uint32_t netns) { return s.table(netns); }, [] { return monotonic_ns(); }};
 }
 
 LiveModel::LiveModel(ModelSource src, TableFacts facts, bool baseline, int64_t baseline_entries,
@@ -79,6 +76,18 @@ LiveSnapshot LiveModel::take(const Aggregator& agg, const DropCounts& drops, con
         snap.seconds_to_full = static_cast<double>(top.max - top.count) / snap.growth_s;
     else if (top.max > 0 && top.count >= top.max)
         snap.seconds_to_full = 0;
+    // The interval just observed is the window health is judged on; the history since
+    // boot that `status` shows is not this view's business.
+    RecentActivity recent;
+    recent.seconds = dt;
+    auto grew = [](int64_t a, int64_t b) { return static_cast<uint64_t>(std::max<int64_t>(0, a - b)); };
+    recent.drop = grew(t.drop, prev_.drop);
+    recent.early_drop = grew(t.early_drop, prev_.early_drop);
+    recent.insert_failed = grew(t.insert_failed, prev_.insert_failed);
+    recent.growth_per_s = snap.growth_s;
+    f.recent = recent;
+    f.counters.clear();
+    f.kernel_log = KernelLog{};
     prev_ = t;
     prev_ns_ = now;
     prev_count_ = count_sum;
@@ -87,18 +96,16 @@ LiveSnapshot LiveModel::take(const Aggregator& agg, const DropCounts& drops, con
 
     rows(snap, agg, opt);
 
-    // Alerts: fill thresholds and drops, with the advice `status` would give.
+    // The level and its reasons come from the same rules as `ctbpf status`, judged on this
+    // interval: every level above ok carries at least one reason, then the advice.
     const Assessment as = assess(f);
     snap.level = as.health.level;
-    if (snap.drops_s > 0 && snap.level != Level::Critical) snap.level = Level::Critical;
     if (snap.drops_s > 0)
         snap.alerts.push_back(fmt::format("conntrack is dropping packets: {:.0f}/s ({:.0f}/s with the table full)",
                                           snap.drops_s, snap.drops_full_s));
-    if (table_is_full(top, s_.cpus))
-        snap.alerts.push_back(fmt::format("table full ({}/{})", top.count, top.max));
-    else if (top.max > 0 && top.fill() >= kWarnFill)
-        snap.alerts.push_back(fmt::format("table {:.0f}% full", top.fill() * 100));
-    if (!snap.alerts.empty())
+    for (const auto& r : as.health.reasons)
+        if (r.rfind("conntrack dropped", 0) != 0) snap.alerts.push_back(r);
+    if (snap.level != Level::Ok)
         for (const auto& a : as.advice) snap.alerts.push_back(fmt::format("advice: {}: {}", a.what, a.command));
     return snap;
 }

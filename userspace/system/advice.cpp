@@ -89,32 +89,65 @@ Assessment assess(const TableFacts& f) {
         raise(Level::Critical, fill_text + ": when it reaches 100% new connections are dropped");
     else if (a.fill >= kWarnFill)
         raise(Level::Warning, fill_text + fmt::format(", above the {:.0f}% warning mark", kWarnFill * 100));
-    if (const uint64_t drop = counter(f, "drop"))
-        raise(Level::Critical, fmt::format("conntrack dropped {} packets since boot (counter 'drop'): no entry "
-                                           "could be made for them, almost always because the table was full",
-                                           drop));
     const KernelLog& log = f.kernel_log;
-    if (log.table_full_total > 0 && !kernel_log_is_stale(f)) {
-        std::string when = fmt::format("{:.0f} s after boot", log.table_full.back().seconds);
+    const bool log_counts = log.table_full_total > 0 && !kernel_log_is_stale(f);
+    auto ago = [&](double at) {
+        std::string when = fmt::format("{:.0f} s after boot", at);
         if (f.uptime_s)
-            when += fmt::format(", {} ago", human_seconds(static_cast<uint64_t>(
-                                                std::max(0.0, *f.uptime_s - log.table_full.back().seconds))));
-        raise(Level::Critical, fmt::format("kernel log has {} 'nf_conntrack: table full, dropping packet' "
-                                           "messages naming this namespace, the last {}",
-                                           log.table_full_total, when));
+            when += fmt::format(", {} ago", human_seconds(static_cast<uint64_t>(std::max(0.0, *f.uptime_s - at))));
+        return when;
+    };
+    if (f.recent) {
+        // Now: the window just measured. What happened before it is history, shown but not
+        // judged, so that a fixed table reads ok again.
+        const RecentActivity& r = *f.recent;
+        if (r.drop)
+            raise(Level::Critical, fmt::format("conntrack dropped {} packets in the last {:.0f} s ({:.0f}/s): no entry "
+                                               "could be made for them, almost always because the table is full",
+                                               r.drop, r.seconds, static_cast<double>(r.drop) / r.seconds));
+        if (r.early_drop)
+            raise(Level::Warning, fmt::format("{} entries were evicted early in the last {:.0f} s to make room: the "
+                                              "table is at its maximum",
+                                              r.early_drop, r.seconds));
+        if (f.max > 0 && f.count < f.max && r.growth_per_s > 0) {
+            const double eta = static_cast<double>(f.max - f.count) / r.growth_per_s;
+            if (eta < kFullSoonSeconds)
+                raise(Level::Warning, fmt::format("the table grows by {:.0f} entries/s: full in {} at this rate",
+                                                  r.growth_per_s, human_seconds(static_cast<uint64_t>(eta) + 1)));
+        }
+        if (log_counts && f.uptime_s && *f.uptime_s - log.table_full.back().seconds <= kRecentLogSeconds &&
+            !r.drop)
+            raise(Level::Warning, fmt::format("the kernel logged 'table full, dropping packet' for this namespace at {}",
+                                              ago(log.table_full.back().seconds)));
+        if (const uint64_t drop = counter(f, "drop"))
+            a.health.history.push_back(fmt::format("{} packets dropped since boot (counter 'drop')", drop));
+        if (const uint64_t early = counter(f, "early_drop"))
+            a.health.history.push_back(fmt::format("{} entries evicted early since boot (counter 'early_drop')", early));
+        if (log_counts)
+            a.health.history.push_back(fmt::format("{} 'table full' kernel log lines for this namespace, the last {}",
+                                                   log.table_full_total, ago(log.table_full.back().seconds)));
+    } else {
+        if (const uint64_t drop = counter(f, "drop"))
+            raise(Level::Critical, fmt::format("conntrack dropped {} packets since boot (counter 'drop'): no entry "
+                                               "could be made for them, almost always because the table was full",
+                                               drop));
+        if (log_counts)
+            raise(Level::Critical, fmt::format("kernel log has {} 'nf_conntrack: table full, dropping packet' "
+                                               "messages naming this namespace, the last {}",
+                                               log.table_full_total, ago(log.table_full.back().seconds)));
+        if (const uint64_t early = counter(f, "early_drop"))
+            raise(Level::Warning, fmt::format("{} entries were evicted early to make room (counter 'early_drop'): "
+                                              "the table reached its maximum",
+                                              early));
     }
-    if (const uint64_t early = counter(f, "early_drop"))
-        raise(Level::Warning, fmt::format("{} entries were evicted early to make room (counter 'early_drop'): "
-                                          "the table reached its maximum",
-                                          early));
 
     // --- Advice -------------------------------------------------------------------------
     // Global settings are read-only inside other namespaces: say where to run them.
     const std::string where = f.netns.initial ? ""
                                               : " This setting is global and read-only in this network namespace: "
                                                 "run the command on the host (initial namespace).";
-    const bool pressure = a.fill >= kWarnFill || a.health.level == Level::Critical ||
-                          counter(f, "early_drop") > 0;
+    // Raising the limit is advised for pressure now (or, without a window, in the span judged).
+    const bool pressure = a.fill >= kWarnFill || a.health.level != Level::Ok;
     if (pressure && f.max > 0) {
         a.recommended_max = recommended_max(f.count, f.max);
         a.sysctl_conf_lines.push_back(fmt::format("net.netfilter.nf_conntrack_max = {}", a.recommended_max));

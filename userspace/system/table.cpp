@@ -6,7 +6,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <charconv>
+#include <chrono>
+#include <thread>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -236,6 +239,41 @@ TableFacts read_table_facts(const SystemRoots& roots) {
     f.netns = read_netns_id(roots, f.uptime_s);
     f.kernel_log = read_kmsg(roots.dev / "kmsg", f.netns);
     return f;
+}
+
+}  // namespace ctbpf
+
+namespace ctbpf {
+
+RecentActivity sample_recent(double seconds, const SystemRoots& roots) {
+    const fs::path nf = roots.proc / "sys/net/netfilter";
+    struct Reading {
+        std::map<std::string, uint64_t> counters;
+        uint64_t count = 0;
+        std::chrono::steady_clock::time_point at;
+    };
+    auto read = [&] {
+        Reading r;
+        if (const auto stat = slurp(roots.proc / "net/stat/nf_conntrack")) r.counters = parse_conntrack_stat(*stat);
+        r.count = read_u64(nf / "nf_conntrack_count").value_or(0);
+        r.at = std::chrono::steady_clock::now();
+        return r;
+    };
+    const Reading a = read();
+    std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+    const Reading b = read();
+    auto delta = [&](const char* name) -> uint64_t {
+        const auto x = a.counters.find(name), y = b.counters.find(name);
+        if (x == a.counters.end() || y == b.counters.end() || y->second < x->second) return 0;
+        return y->second - x->second;
+    };
+    RecentActivity r;
+    r.seconds = std::max(1e-3, std::chrono::duration<double>(b.at - a.at).count());
+    r.drop = delta("drop");
+    r.early_drop = delta("early_drop");
+    r.insert_failed = delta("insert_failed");
+    r.growth_per_s = (static_cast<double>(b.count) - static_cast<double>(a.count)) / r.seconds;
+    return r;
 }
 
 }  // namespace ctbpf

@@ -33,6 +33,13 @@ double parse_duration(const std::string& text, const std::string& flag) {
     throw Error(fmt::format("{} '{}' is not a duration (e.g. 30s, 5m, 2h)", flag, text), 2);
 }
 
+std::optional<double> parse_duration_option(const std::string& text, const std::string& flag) {
+    if (text.empty()) return std::nullopt;
+    const double v = parse_duration(text, flag);
+    if (v <= 0) throw Error(fmt::format("{} '{}' must be more than 0 (e.g. 30s, 5m, 2h)", flag, text), 2);
+    return v;
+}
+
 uint64_t parse_size(const std::string& text, const std::string& flag) {
     double v = 0;
     std::string u;
