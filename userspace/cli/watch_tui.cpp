@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <clocale>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -95,61 +96,141 @@ bool Tui::keys(ModelOptions& opt, bool& paused, bool& changed) {
     return true;
 }
 
+namespace {
+
+// Drops by destination, a run of consecutive ports of one address and protocol on one row
+// ("127.0.0.1:5353-5359"): a flood spread over a port range takes one row, so a victim on
+// a port of its own (a health check on :3908) is not pushed off the screen by it.
+struct VictimRow {
+    std::string where;
+    std::string proto;
+    uint64_t drops = 0;
+};
+
+std::vector<VictimRow> victims(std::vector<DestRow> dests) {
+    std::sort(dests.begin(), dests.end(), [](const DestRow& a, const DestRow& b) {
+        return std::tie(a.addr.bytes, a.proto, a.port) < std::tie(b.addr.bytes, b.proto, b.port);
+    });
+    std::vector<VictimRow> out;
+    for (size_t i = 0; i < dests.size();) {
+        size_t j = i;
+        uint64_t drops = dests[i].drops;
+        while (j + 1 < dests.size() && dests[j + 1].addr == dests[i].addr && dests[j + 1].proto == dests[i].proto &&
+               dests[j + 1].port == dests[j].port + 1)
+            drops += dests[++j].drops;
+        const std::string addr = dests[i].addr.to_string();
+        out.push_back({j == i ? fmt::format("{}:{}", addr, dests[i].port)
+                              : fmt::format("{}:{}-{}", addr, dests[i].port, dests[j].port),
+                       proto_name(dests[i].proto), drops});
+        i = j + 1;
+    }
+    std::stable_sort(out.begin(), out.end(), [](const VictimRow& a, const VictimRow& b) { return a.drops > b.drops; });
+    return out;
+}
+
+// Splits `text` into lines of at most `width` columns at spaces; continuation lines are
+// indented by two.
+std::vector<std::string> wrap_words(const std::string& text, size_t width) {
+    std::vector<std::string> out;
+    std::string cur;
+    size_t i = 0;
+    while (i < text.size()) {
+        size_t e = text.find(' ', i);
+        if (e == std::string::npos) e = text.size();
+        const std::string word = text.substr(i, e - i);
+        if (!cur.empty() && cur.size() + 1 + word.size() > width) {
+            out.push_back(cur);
+            cur = "  ";
+        }
+        cur += (cur.empty() || cur == "  " ? "" : " ") + word;
+        i = e + 1;
+    }
+    if (!cur.empty()) out.push_back(cur);
+    return out;
+}
+
+}  // namespace
+
 void Tui::draw(const LiveSnapshot& s, const ModelOptions& opt, bool paused) {
     erase();
     const TableRow& t = s.tables.front();
+    const size_t cols = static_cast<size_t>(std::max(40, COLS));
     const int lvl = s.level == Level::Critical ? COLOR_PAIR(kCrit) | A_BOLD
                     : s.level == Level::Warning ? COLOR_PAIR(kWarn) | A_BOLD
                                                 : COLOR_PAIR(kNormal);
     int y = 0;
     std::string ns;
     for (const auto& r : s.tables) ns += fmt::format("{}{}", ns.empty() ? "" : ",", r.name);
-    line(y++, A_BOLD, fmt::format("ctbpf watch   backend {}   netns {}   {:.0f}s{}", s.backend, ns, s.elapsed_s,
-                                  paused ? "   [PAUSED]" : ""));
-    line(y++, lvl, fmt::format("table  {} / {}  ({:.1f}% full)   buckets {}   memory {} (at max {}){}", t.count, t.max,
+    line(y++, A_BOLD, fmt::format("ctbpf watch  [{}]  {}  netns {}  {:.0f}s{}", level_name(s.level), s.backend, ns,
+                                  s.elapsed_s, paused ? "  [PAUSED]" : ""));
+    line(y++, lvl, fmt::format("table  {} / {}  ({:.1f}% full)  buckets {}  memory {} (max {}){}", t.count, t.max,
                                t.fill() * 100, t.buckets, human_bytes(s.mem_now), human_bytes(s.mem_max),
                                s.object_size_estimated ? " est." : ""));
     line(y++, COLOR_PAIR(kNormal),
-         fmt::format("inserts/s {:>8.0f}   destroys/s {:>8.0f}   growth/s {:>+8.0f}   full {}", s.inserts_s,
-                     s.destroys_s, s.growth_s,
+         fmt::format("inserts/s {:.0f}  destroys/s {:.0f}  growth/s {:+.0f}  full {}", s.inserts_s, s.destroys_s,
+                     s.growth_s,
                      s.seconds_to_full ? (*s.seconds_to_full <= 0 ? std::string("NOW")
                                                                   : "in " + human_seconds(static_cast<uint64_t>(*s.seconds_to_full)))
                                        : std::string("not at this rate")));
     line(y++, s.drops_s > 0 ? COLOR_PAIR(kCrit) | A_BOLD : COLOR_PAIR(kNormal),
-         fmt::format("drops/s {:>8.0f} (table full {:.0f})   early drops/s {:>6.0f}   insert failures/s {:.0f}",
-                     s.drops_s, s.drops_full_s, s.early_drops_s, s.insert_failed_s));
+         fmt::format("drops/s {:.0f} (table full {:.0f})  early drops/s {:.0f}  insert failures/s {:.0f}", s.drops_s,
+                     s.drops_full_s, s.early_drops_s, s.insert_failed_s));
     line(y++, s.totals.lost > 0 ? COLOR_PAIR(kCrit) | A_BOLD : COLOR_PAIR(kDim),
-         fmt::format("events lost {}   occupancy {}", s.totals.lost,
+         fmt::format("events lost {}  occupancy {}", s.totals.lost,
                      s.baseline ? fmt::format("includes {} entries from before start", s.baseline_entries)
                                 : std::string("counts entries created since start")));
-    for (size_t i = 0; i < s.alerts.size() && i < 4; ++i)
-        line(y++, (i == 0 ? COLOR_PAIR(kCrit) : COLOR_PAIR(kWarn)) | A_BOLD, "! " + s.alerts[i]);
-    y++;
 
+    // Alerts wrap instead of being cut (the advice's commands must be readable at 80
+    // columns); at most a third of the screen, the most important first.
+    const int alert_room = std::max(2, LINES / 3);
+    int alert_lines = 0;
+    for (size_t i = 0; i < s.alerts.size() && alert_lines < alert_room; ++i)
+        for (const auto& l : wrap_words("! " + s.alerts[i], cols)) {
+            if (alert_lines >= alert_room) break;
+            line(y++, (i == 0 ? COLOR_PAIR(kCrit) : COLOR_PAIR(kWarn)) | A_BOLD, l);
+            alert_lines++;
+        }
+
+    // Columns sized to the addresses shown, so 80 columns hold every figure; the trend
+    // takes whatever width is left.
+    size_t aw = 15;
+    for (const auto& r : s.sources) aw = std::max(aw, r.addr.to_string().size());
+    const auto vrows = victims(s.destinations);
+    for (const auto& v : vrows) aw = std::max(aw, v.where.size());
+    aw = std::min<size_t>(aw, 39);
+    const size_t fixed = aw + 1 + 8 + 1 + 8 + 1 + 8 + 1 + 8 + 1 + 6;
+    const size_t trend = cols > fixed + 12 ? std::min<size_t>(60, cols - fixed - 2) : 0;
+
+    // Rows left (one for the help line, one blank before each table): victims get what
+    // they need up to half, sources the rest, so a victim stays visible in a flood.
+    const int left = std::max(2, LINES - 1 - y - 1);
+    const int want_victims = vrows.empty() ? 0 : static_cast<int>(vrows.size()) + 2;
+    const int victim_rows = std::min(want_victims, std::max(vrows.empty() ? 0 : 3, left / 2));
+    const int source_rows = std::max(1, left - victim_rows - 1);
+
+    y++;
     line(y++, COLOR_PAIR(kHeader),
-         fmt::format("{:<39} {:>9} {:>9} {:>9} {:>8} {:>6}  {}", "SOURCE", "INS/S", "INS/S 10s", "ENTRIES", "DROPS",
-                     "SHARE", "LAST 60s"));
-    const int dest_rows = std::min<int>(static_cast<int>(s.destinations.size()), 5);
-    const int room = std::max(1, LINES - y - (dest_rows ? dest_rows + 3 : 2));
+         fmt::format("{:<{}} {:>8} {:>8} {:>8} {:>8} {:>6}{}", "SOURCE", aw, "INS/S", "INS/S10", "ENTRIES", "DROPS",
+                     "SHARE", trend ? "  LAST 60s" : ""));
     scroll_ = std::min(scroll_, std::max(0, static_cast<int>(s.sources.size()) - 1));
-    for (int i = scroll_; i < static_cast<int>(s.sources.size()) && i - scroll_ < room; ++i) {
+    for (int i = scroll_; i < static_cast<int>(s.sources.size()) && i - scroll_ < source_rows; ++i) {
         const auto& r = s.sources[static_cast<size_t>(i)];
         line(y++, COLOR_PAIR(kNormal),
-             fmt::format("{:<39} {:>9.0f} {:>9.1f} {:>9} {:>8} {:>5.1f}%  {}", r.addr.to_string(), r.rate_1s,
-                         r.rate_10s, r.entries, r.drops, r.share * 100, sparkline(r.trend, 20)));
+             fmt::format("{:<{}} {:>8.0f} {:>8.1f} {:>8} {:>8} {:>5.1f}%{}", r.addr.to_string(), aw, r.rate_1s,
+                         r.rate_10s, r.entries, r.drops, r.share * 100,
+                         trend ? "  " + sparkline(r.trend, trend) : std::string()));
     }
-    if (dest_rows) {
+    if (victim_rows > 0) {
         y++;
-        line(y++, COLOR_PAIR(kHeader), fmt::format("{:<39} {:>6} {:>6} {:>9}", "WHO LOSES PACKETS", "PORT", "PROTO", "DROPS"));
-        for (int i = 0; i < dest_rows; ++i) {
-            const auto& d = s.destinations[static_cast<size_t>(i)];
-            line(y++, COLOR_PAIR(kCrit),
-                 fmt::format("{:<39} {:>6} {:>6} {:>9}", d.addr.to_string(), d.port, proto_name(d.proto), d.drops));
+        line(y++, COLOR_PAIR(kHeader), fmt::format("{:<{}} {:>8} {:>8}", "WHO LOSES PACKETS", aw, "PROTO", "DROPS"));
+        for (int i = 0; i < victim_rows - 2 && i < static_cast<int>(vrows.size()); ++i) {
+            const auto& v = vrows[static_cast<size_t>(i)];
+            line(y++, COLOR_PAIR(kCrit), fmt::format("{:<{}} {:>8} {:>8}", v.where, aw, v.proto, v.drops));
         }
     }
     const std::string help =
         editing_ ? "filter (address or CIDR, Enter to apply, Esc to cancel): " + input_
-                 : fmt::format("sort: {} (r/e/d/s)  /: filter{}  p: pause  arrows: scroll  q: quit  {}",
+                 : fmt::format("sort {} (r/e/d/s)  / filter{}  p pause  arrows scroll  q quit  {}",
                                sort_name(opt.sort), opt.cidr ? " [" + opt.cidr->to_string() + "]" : "", message_);
     line(LINES - 1, A_REVERSE, help);
     refresh();
