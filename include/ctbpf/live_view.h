@@ -95,6 +95,8 @@ struct ModelSource {
     std::function<KernelTotals()> totals;
     std::function<std::optional<TableState>(uint32_t netns)> table;
     std::function<uint64_t()> now_ns;
+    // Other namespaces whose table was full lately (from the kernel log); optional.
+    std::function<std::vector<OtherNetnsIncident>()> other_incidents;
 };
 
 ModelSource live_source(const Session& s);
@@ -117,6 +119,8 @@ private:
     KernelTotals prev_;
     uint64_t prev_drops_full_ = 0;
     int64_t prev_count_ = -1;
+    std::vector<OtherNetnsIncident> others_;
+    uint64_t others_read_ns_ = 0;
 };
 
 nlohmann::json to_json(const LiveSnapshot& s);

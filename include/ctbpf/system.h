@@ -16,8 +16,10 @@ namespace ctbpf {
 
 // Where /proc, /sys and /dev are; tests point them at a fake tree.
 struct SystemRoots {
-    std::filesystem::path proc = "/proc", sys = "/sys", dev = "/dev";
-    static SystemRoots under(const std::filesystem::path& dir) { return {dir / "proc", dir / "sys", dir / "dev"}; }
+    std::filesystem::path proc = "/proc", sys = "/sys", dev = "/dev", run = "/run";
+    static SystemRoots under(const std::filesystem::path& dir) {
+        return {dir / "proc", dir / "sys", dir / "dev", dir / "run"};
+    }
 };
 
 // sizeof(struct nf_conn) on common x86-64 distribution kernels, used when /proc/slabinfo
@@ -52,8 +54,29 @@ struct KernelLog {
     std::vector<KernelLogLine> table_full;  // the last kMaxLines about this namespace, oldest first
     uint64_t table_full_total = 0;     // all table-full lines about this namespace still in the buffer
     uint64_t other_netns = 0;          // about other namespaces, or from before ours existed
+    // Of those, the ones that name their namespace (6.17+), by namespace inode.
+    struct Other {
+        uint64_t lines = 0;
+        double last_s = 0;  // seconds since boot of the newest
+    };
+    std::map<uint64_t, Other> others;
     static constexpr size_t kMaxLines = 10;
 };
+
+// Another namespace whose table was full lately: status and watch name it and say how to
+// look at it, since an incident there is otherwise invisible from here.
+struct OtherNetnsIncident {
+    uint64_t inode = 0;
+    std::string name;  // `ip netns` name, "" if it has none
+    uint64_t lines = 0;
+    double ago_s = 0;
+};
+// Names of `ip netns` namespaces by inode (/run/netns).
+std::map<uint64_t, std::string> named_netns(const SystemRoots& roots = {});
+// The namespaces of `log.others` whose last line is at most `within_s` old, newest first.
+std::vector<OtherNetnsIncident> other_netns_incidents(const KernelLog& log, const std::optional<double>& uptime_s,
+                                                      const std::map<uint64_t, std::string>& names, double within_s);
+std::string describe(const OtherNetnsIncident& i);  // one line, with the command to look
 
 // What the kernel counted over a short window just now. Health describes this window, not
 // the history since boot: after a fix, status must be able to say "ok" again.
@@ -75,6 +98,8 @@ struct TableFacts {
     KernelLog kernel_log;
     NetnsId netns;
     std::optional<double> uptime_s;             // /proc/uptime, to age the log lines
+    // Other namespaces whose table-full lines are at most kOtherIncidentSeconds old.
+    std::vector<OtherNetnsIncident> other_incidents;
     // The window health is judged on. Absent: the counters above are the window (a
     // recording's own span, in `report`).
     std::optional<RecentActivity> recent;
@@ -131,6 +156,8 @@ inline constexpr double kWarnFill = 0.80, kCriticalFill = 0.95;
 inline constexpr double kFullSoonSeconds = 600;
 // A table-full kernel log line this recent is a warning: the table was full a moment ago.
 inline constexpr double kRecentLogSeconds = 60;
+// Other namespaces' table-full lines up to this old are named (history beyond a minute).
+inline constexpr double kOtherIncidentSeconds = 600;
 inline constexpr uint64_t kMaxSensibleTcpEstablished = 86400;  // 1 day
 
 uint64_t next_pow2(uint64_t n);  // smallest power of two >= n (1 for 0)

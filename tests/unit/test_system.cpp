@@ -468,3 +468,36 @@ TEST(Advice, ARecentLogLineIsAWarning) {
     EXPECT_EQ(a.health.level, Level::Warning);
     EXPECT_NE(a.health.reasons[0].find("30s ago"), std::string::npos) << a.health.reasons[0];
 }
+
+TEST(KernelLog, OtherNamespacesAreNamedWithTheirInodeAndName) {
+    const std::string text =
+        "4,200,1266303293,-;nf_conntrack: nf_conntrack: table full in netns 4026532177, dropping packet\n"
+        "4,201,1266303309,-;nf_conntrack: nf_conntrack: table full in netns 4026532177, dropping packet\n"
+        "4,202,1100000000,-;nf_conntrack: nf_conntrack: table full in netns 4026532999, dropping packet\n"
+        "4,203,1270000001,-;nf_conntrack: table full, dropping packet\n";
+    NetnsId host;  // the initial namespace: unnamed lines are ours
+    const KernelLog log = parse_kmsg(text, host);
+    EXPECT_EQ(log.table_full_total, 1u);
+    EXPECT_EQ(log.other_netns, 3u);
+    ASSERT_EQ(log.others.size(), 2u);
+    EXPECT_EQ(log.others.at(4026532177u).lines, 2u);
+    EXPECT_DOUBLE_EQ(log.others.at(4026532177u).last_s, 1266.303309);
+    const auto inc = other_netns_incidents(log, 1270.0, {{4026532177u, "nc1"}}, 600);
+    ASSERT_EQ(inc.size(), 2u);
+    EXPECT_EQ(inc[0].name, "nc1");
+    EXPECT_NEAR(inc[0].ago_s, 3.7, 0.01);
+    EXPECT_EQ(inc[1].name, "");
+    EXPECT_NE(describe(inc[0]).find("ctbpf status --netns nc1"), std::string::npos) << describe(inc[0]);
+    EXPECT_NE(describe(inc[1]).find("lsns -t net"), std::string::npos) << describe(inc[1]);
+    EXPECT_EQ(other_netns_incidents(log, 1270.0, {}, 60).size(), 1u);  // the 170 s old one is past 60 s
+    // A namespace listed under /run/netns is named by its inode.
+    const auto dir = std::filesystem::temp_directory_path() / ("ctbpf-netns-" + std::to_string(getpid()));
+    std::filesystem::create_directories(dir / "run/netns");
+    std::ofstream(dir / "run/netns/blue").put('x');
+    struct stat st {};
+    ASSERT_EQ(stat((dir / "run/netns/blue").c_str(), &st), 0);
+    const auto names = named_netns(SystemRoots::under(dir));
+    ASSERT_EQ(names.size(), 1u);
+    EXPECT_EQ(names.at(st.st_ino), "blue");
+    std::filesystem::remove_all(dir);
+}

@@ -23,8 +23,9 @@ struct Fake {
                                    if (t.netns == netns) return t;
                                return std::nullopt;
                            },
-                           [this] { return now; }};
+                           [this] { return now; }, [this] { return others; }};
     }
+    std::vector<OtherNetnsIncident> others;
 };
 
 Event insert(uint64_t ct, const char* src, uint64_t ts_ns) {
@@ -140,6 +141,22 @@ TEST(WatchModel, EveryLevelAboveOkSaysWhyAndFillingFastSpeaksEarly) {
         }
     }
     EXPECT_EQ(s.level, Level::Critical);
+}
+
+// Another namespace's incident is invisible from here otherwise: the view names it.
+TEST(WatchModel, AnotherNamespacesIncidentIsNamedWithHowToLook) {
+    Fake f;
+    f.tables = {{1, 10, 3000, 4096}};
+    f.others = {{4026532177u, "nc1", 290, 3.0}};
+    LiveModel m(f.source(), TableFacts{}, false, 0);
+    Aggregator agg;
+    f.now += 1'000'000'000ull;
+    const LiveSnapshot s = m.take(agg, DropCounts{}, ModelOptions{});
+    EXPECT_EQ(s.level, Level::Warning);
+    ASSERT_FALSE(s.alerts.empty());
+    EXPECT_NE(s.alerts[0].find("network namespace nc1 (4026532177) logged 'table full"), std::string::npos) << s.alerts[0];
+    EXPECT_NE(s.alerts[0].find("ctbpf watch --netns nc1"), std::string::npos) << s.alerts[0];
+    for (const auto& a : s.alerts) EXPECT_EQ(a.find("advice: raise"), std::string::npos) << a;  // not this table's fault
 }
 
 TEST(WatchModel, RowsFollowSortAndCidr) {

@@ -41,6 +41,9 @@ std::string to_json(const TableFacts& f, const Assessment& a) {
                        {"lines", lines}};
     if (!f.kernel_log.readable) j["kernel_log"]["error"] = f.kernel_log.error;
     j["netns"] = {{"inode", f.netns.inode}, {"initial", f.netns.initial}};
+    j["other_netns"] = nlohmann::json::array();
+    for (const auto& o : f.other_incidents)
+        j["other_netns"].push_back({{"inode", o.inode}, {"name", o.name}, {"lines", o.lines}, {"seconds_ago", o.ago_s}});
     if (f.netns.created_s) j["netns"]["created_s"] = *f.netns.created_s;
     j["health"] = {{"level", level_name(a.health.level)}, {"reasons", a.health.reasons}, {"history", a.health.history}};
     if (f.recent)
@@ -119,7 +122,9 @@ std::string to_text(const TableFacts& f, const Assessment& a) {
     if (kernel_log_is_stale(f))
         fmt::format_to(out, "  (these name this namespace's inode number, but its drop counter is 0: they are from an "
                             "earlier namespace that had the same number)\n");
-    if (log.other_netns) fmt::format_to(out, "  ({} lines about other network namespaces ignored)\n", log.other_netns);
+    if (log.other_netns)
+        fmt::format_to(out, "  ({} lines about other network namespaces: not this table{})\n", log.other_netns,
+                       f.other_incidents.empty() ? "" : "; those of the last 10 minutes are named under Health");
 
     if (f.recent)
         fmt::format_to(out, "\nHealth: {}  (now: fill, and the last {:.1f} s: {} drops, {} early drops, {:+.0f} entries/s)\n",

@@ -98,6 +98,12 @@ LiveSnapshot LiveModel::take(const Aggregator& agg, const DropCounts& drops, con
 
     // The level and its reasons come from the same rules as `ctbpf status`, judged on this
     // interval: every level above ok carries at least one reason, then the advice.
+    // The kernel log is read at most every 10 s: it is the whole ring buffer each time.
+    if (s_.other_incidents && (others_read_ns_ == 0 || now - others_read_ns_ >= 10'000'000'000ull)) {
+        others_ = s_.other_incidents();
+        others_read_ns_ = now;
+    }
+    f.other_incidents = others_;
     const Assessment as = assess(f);
     snap.level = as.health.level;
     if (snap.drops_s > 0)

@@ -6,6 +6,7 @@
 #include <array>
 #include <cstring>
 #include <exception>
+#include <fstream>
 
 #include <fmt/format.h>
 
@@ -95,7 +96,27 @@ Observer::Observer(const ObserverOptions& o, EventSink sink)
     } catch (const Error&) {
         // conntrack not active there yet: the defaults in TableFacts serve
     }
-    model_ = std::make_unique<LiveModel>(live_source(s), facts, baseline, baseline_entries, baseline_seconds);
+    ModelSource src = live_source(s);
+    src.other_incidents = [&s] {
+        // Every line that names a namespace is "other" here; the watched ones are dropped.
+        NetnsId none;
+        none.initial = false;
+        TableFacts log_only;
+        log_only.kernel_log = read_kmsg("/dev/kmsg", none);
+        std::optional<double> uptime;
+        if (std::ifstream in("/proc/uptime"); in) {
+            double up = 0;
+            if (in >> up) uptime = up;
+        }
+        auto out = other_netns_incidents(log_only.kernel_log, uptime, named_netns(), kRecentLogSeconds);
+        std::erase_if(out, [&](const OtherNetnsIncident& o) {
+            for (const auto& w : s.watched())
+                if (w.inum == o.inode) return true;
+            return false;
+        });
+        return out;
+    };
+    model_ = std::make_unique<LiveModel>(std::move(src), facts, baseline, baseline_entries, baseline_seconds);
 }
 
 void Observer::on_record(std::span<const std::byte> rec) {

@@ -141,13 +141,22 @@ Assessment assess(const TableFacts& f) {
                                               early));
     }
 
+    // Another namespace's incident is invisible from here otherwise: name it, and say how to
+    // look. A warning while it is recent (the operator may be watching the wrong table).
+    // This table's own pressure, not theirs, decides the advice below.
+    const Level own_level = a.health.level;
+    for (const auto& o : f.other_incidents) {
+        if (o.ago_s <= kRecentLogSeconds) raise(Level::Warning, describe(o));
+        else a.health.history.push_back(describe(o));
+    }
+
     // --- Advice -------------------------------------------------------------------------
     // Global settings are read-only inside other namespaces: say where to run them.
     const std::string where = f.netns.initial ? ""
                                               : " This setting is global and read-only in this network namespace: "
                                                 "run the command on the host (initial namespace).";
     // Raising the limit is advised for pressure now (or, without a window, in the span judged).
-    const bool pressure = a.fill >= kWarnFill || a.health.level != Level::Ok;
+    const bool pressure = a.fill >= kWarnFill || own_level != Level::Ok;
     if (pressure && f.max > 0) {
         a.recommended_max = recommended_max(f.count, f.max);
         a.sysctl_conf_lines.push_back(fmt::format("net.netfilter.nf_conntrack_max = {}", a.recommended_max));

@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 
 #include "ctbpf/error.h"
+#include "ctbpf/fd.h"
 #include "ctbpf/system.h"
 
 namespace ctbpf {
@@ -154,13 +155,20 @@ KernelLog parse_kmsg(std::string_view text, const NetnsId& netns) {
         const size_t t = msg.find(tag);
         const double seconds = static_cast<double>(*usec) / 1e6;
         bool ours = netns.initial;
+        std::optional<uint64_t> named;
         if (t != std::string_view::npos) {
             const auto rest = msg.substr(t + tag.size());
-            ours = to_u64(rest.substr(0, rest.find_first_not_of("0123456789"))) == netns.inode &&
-                   (!netns.created_s || seconds >= *netns.created_s);
+            named = to_u64(rest.substr(0, rest.find_first_not_of("0123456789")));
+            ours = named == netns.inode && (!netns.created_s || seconds >= *netns.created_s);
         }
         if (!ours) {
             log.other_netns++;
+            // Lines from before 6.17 name no namespace: only counted.
+            if (named) {
+                auto& o = log.others[*named];
+                o.lines++;
+                o.last_s = std::max(o.last_s, seconds);
+            }
             return;
         }
         log.table_full_total++;
@@ -171,7 +179,8 @@ KernelLog parse_kmsg(std::string_view text, const NetnsId& netns) {
 }
 
 KernelLog read_kmsg(const fs::path& path, const NetnsId& netns) {
-    const int fd = open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    const UniqueFd file(open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+    const int fd = file.get();
     if (fd < 0) {
         KernelLog log;
         log.error = fmt::format("cannot open {}: {}", path.string(), std::strerror(errno));
@@ -193,7 +202,6 @@ KernelLog read_kmsg(const fs::path& path, const NetnsId& netns) {
         error = fmt::format("reading {}: {}", path.string(), std::strerror(errno));
         break;
     }
-    close(fd);
     KernelLog log = parse_kmsg(text, netns);
     if (!error.empty() && text.empty()) {
         log.readable = false;
@@ -238,6 +246,8 @@ TableFacts read_table_facts(const SystemRoots& roots) {
     }
     f.netns = read_netns_id(roots, f.uptime_s);
     f.kernel_log = read_kmsg(roots.dev / "kmsg", f.netns);
+    if (!f.kernel_log.others.empty())
+        f.other_incidents = other_netns_incidents(f.kernel_log, f.uptime_s, named_netns(roots), kOtherIncidentSeconds);
     return f;
 }
 
@@ -274,6 +284,48 @@ RecentActivity sample_recent(double seconds, const SystemRoots& roots) {
     r.insert_failed = delta("insert_failed");
     r.growth_per_s = (static_cast<double>(b.count) - static_cast<double>(a.count)) / r.seconds;
     return r;
+}
+
+}  // namespace ctbpf
+
+namespace ctbpf {
+
+std::map<uint64_t, std::string> named_netns(const SystemRoots& roots) {
+    std::map<uint64_t, std::string> names;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(roots.run / "netns", ec)) {
+        struct stat st {};
+        if (stat(e.path().c_str(), &st) == 0) names.emplace(st.st_ino, e.path().filename().string());
+    }
+    return names;
+}
+
+std::vector<OtherNetnsIncident> other_netns_incidents(const KernelLog& log, const std::optional<double>& uptime_s,
+                                                      const std::map<uint64_t, std::string>& names,
+                                                      double within_s) {
+    std::vector<OtherNetnsIncident> out;
+    for (const auto& [inode, o] : log.others) {
+        if (uptime_s && *uptime_s - o.last_s > within_s) continue;
+        OtherNetnsIncident i;
+        i.inode = inode;
+        if (auto it = names.find(inode); it != names.end()) i.name = it->second;
+        i.lines = o.lines;
+        if (uptime_s) i.ago_s = std::max(0.0, *uptime_s - o.last_s);
+        out.push_back(std::move(i));
+    }
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.ago_s < b.ago_s; });
+    return out;
+}
+
+std::string describe(const OtherNetnsIncident& i) {
+    const std::string who = i.name.empty() ? fmt::format("network namespace {}", i.inode)
+                                           : fmt::format("network namespace {} ({})", i.name, i.inode);
+    const std::string look = i.name.empty()
+                                 ? fmt::format("find it with 'lsns -t net' (inode {}), then ctbpf status --netns /proc/PID/ns/net",
+                                               i.inode)
+                                 : fmt::format("ctbpf status --netns {}; ctbpf watch --netns {}", i.name, i.name);
+    return fmt::format("{} logged 'table full, dropping packet' {} time{}, the last {} ago: look with {}", who,
+                       i.lines, i.lines == 1 ? "" : "s", human_seconds(static_cast<uint64_t>(i.ago_s)), look);
 }
 
 }  // namespace ctbpf
