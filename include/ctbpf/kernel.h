@@ -82,6 +82,10 @@ struct KernelTotals {
     int64_t insert = 0, drop = 0, early_drop = 0, insert_failed = 0, clash_resolved = 0,
             destroy = 0, lost = 0;
     int64_t lost_drop = 0;  // drop events among `lost` (not recorded in files)
+    // Hook calls nested deeper than the BPF programs' per-CPU slots, which they could not
+    // track (a drop or insert may be missed). Not recorded in files either: the recording
+    // format's totals block is fixed (docs/recording-format.md).
+    int64_t overflow = 0;
 };
 
 class Session {
@@ -97,9 +101,6 @@ public:
     const BackendChoice& choice() const;
     const std::vector<WatchedNetns>& watched() const;
     KernelTotals totals() const;
-    // Drops seen with a failed entry allocation (table full or out of memory), exact; only
-    // the fentry and kprobe backends with the allocator hooked can tell.
-    std::optional<int64_t> table_full_drops() const;
 
     // The conntrack table of a watched namespace, read from its /proc/sys files (opened
     // inside that namespace). Nothing if `netns` is not watched or cannot be read.

@@ -312,11 +312,6 @@ std::optional<Session::Table> Session::table(uint32_t netns) const {
     return std::nullopt;
 }
 
-std::optional<int64_t> Session::table_full_drops() const {
-    if (impl_->choice.backend == Backend::Tracepoint || !impl_->skel->rodata->fn_alloc_hooked) return std::nullopt;
-    return __atomic_load_n(&impl_->skel->bss->fn_table_full_drops, __ATOMIC_RELAXED);
-}
-
 KernelTotals Session::totals() const {
     const int ncpu = libbpf_num_possible_cpus();
     std::vector<int64_t> vals(static_cast<size_t>(ncpu > 0 ? ncpu : 1));
@@ -338,6 +333,7 @@ KernelTotals Session::totals() const {
     t.destroy = sum(CTBPF_C_DESTROY);
     t.lost = sum(CTBPF_C_LOST);
     t.lost_drop = sum(CTBPF_C_LOST_DROP);
+    t.overflow = sum(CTBPF_C_OVERFLOW);
     return t;
 }
 
