@@ -153,7 +153,9 @@ public:
     // Readable when the kernel woke the reader; also drain on a timer, since records are
     // submitted without a wake-up until a batch waits.
     int epoll_fd() const;
-    // Hands every waiting record to the handler; returns how many.
+    // Hands every waiting record to the handler; returns how many. If the handler throws,
+    // consuming stops and the exception is rethrown here (never through libbpf's C frames);
+    // records after it stay in the ring for the next drain.
     size_t drain();
 
 private:
