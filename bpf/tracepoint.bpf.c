@@ -8,13 +8,15 @@
  *                 (tp_btf/kfree_skb), or its entry is freed unconfirmed (clash resolved).
  *  drop           hooks around conntrack (priority -201 and -199) bracket conntrack's own
  *                 hook (-200); a NETFILTER_DROP of a bracketed packet that still has no
- *                 entry is conntrack's drop, not a firewall rule's.
+ *                 entry is conntrack's drop, not a firewall rule's. Its reason stays
+ *                 none: whether the table was full is decided in user space.
  *  early_drop     an unassured, unexpired confirmed entry freed while this CPU is inside
  *                 the bracket: only early_drop() frees such entries there.
  *  destroy        raw_tp/kmem_cache_free on the "nf_conntrack" slab cache.
  *
  * Netfilter hooks are per network namespace (the loader attaches them in each watched
- * one); the tracepoints are global and filter on the watched_netns map. */
+ * one); the tracepoints are global and filter on the watched_netns map. The decisions are
+ * classify.h's, shared with the fentry and kprobe backends. */
 #include "common.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
