@@ -10,13 +10,11 @@
 #include <bpf/bpf_tracing.h>
 
 #include "ctbpf/event.h"
+#include "classify.h"
 
 #define AF_INET 2
 #define AF_INET6 10
 #define NF_ACCEPT 1
-#define IPS_ASSURED (1UL << 2)
-#define IPS_CONFIRMED (1UL << 3)
-#define IPS_TEMPLATE (1UL << 11)
 #define NFCT_INFOMASK 7UL
 #define IP_CT_IS_REPLY 3
 
@@ -75,20 +73,13 @@ static __always_inline struct ctbpf_event *event_reserve(__u8 kind)
 }
 
 /* Waking the reader per record is what costs throughput in a storm: submit silently and
- * wake it only once a batch is waiting; the reader also drains on a short timer. */
+ * wake it only once a batch is waiting (classify.h); the reader also drains on a timer. */
 static __always_inline void event_submit_flags(struct ctbpf_event *e, bool urgent)
 {
-	/* Wake only as the waiting data crosses the threshold (a window of a few records, as
-	 * CPUs reserve concurrently): a reader that lags must not be woken per record, which
-	 * is exactly what a full buffer would otherwise do. The reader's timer covers a
-	 * crossing that every CPU stepped over. */
-	const __u64 span = 4 * (sizeof(struct ctbpf_event) + 8);
 	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-	__u64 flags = BPF_RB_NO_WAKEUP;
 
-	if (urgent || (avail >= wakeup_bytes && avail < wakeup_bytes + span))
-		flags = BPF_RB_FORCE_WAKEUP;
-	bpf_ringbuf_submit(e, flags);
+	bpf_ringbuf_submit(e, ctbpf_wake_reader(urgent, avail, wakeup_bytes) ? BPF_RB_FORCE_WAKEUP
+									      : BPF_RB_NO_WAKEUP);
 }
 
 static __always_inline void event_submit(struct ctbpf_event *e)
@@ -116,6 +107,28 @@ static __always_inline void event_fill_ct(struct ctbpf_event *e, const struct nf
 	e->dport = BPF_CORE_READ(t, dst.u.all);
 	bpf_core_read(e->src, sizeof(e->src), &t->src.u3);
 	bpf_core_read(e->dst, sizeof(e->dst), &t->dst.u3);
+}
+
+/* Counts an event about an entry and delivers it. */
+static __always_inline void report_ct(__u8 kind, const struct nf_conn *ct, __u8 reason)
+{
+	struct ctbpf_event *e;
+
+	count(ctbpf_counter_of(kind, reason), 1);
+	e = event_reserve(kind);
+	if (e) {
+		event_fill_ct(e, ct);
+		e->reason = reason;
+		event_submit(e);
+	}
+}
+
+/* The insert announced for this entry did not happen: take it back, then say why. Every
+ * backend reports a failed insert this way, so totals and event streams agree. */
+static __always_inline void report_insert_failed(const struct nf_conn *ct, __u8 reason)
+{
+	count(CTBPF_C_INSERT, -1);
+	report_ct(CTBPF_EV_INSERT_FAILED, ct, reason);
 }
 
 /* An entry freed while its timeout is in the past was reaped because it expired. */

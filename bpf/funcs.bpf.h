@@ -7,8 +7,9 @@
  *                 was resolved by reusing it (insert taken back, as the tracepoint backend
  *                 does); NF_DROP: confirm refused it. nf_conntrack_hash_check_insert
  *                 returning 0: an entry made through ctnetlink, never on the packet path.
- *  drop           nf_conntrack_in returns NF_DROP and the packet has no entry; an
- *                 __nf_conntrack_alloc that failed meanwhile marks it table full/ENOMEM.
+ *  drop           nf_conntrack_in returns NF_DROP and the packet has no entry; reason
+ *                 table_full if an __nf_conntrack_alloc failed meanwhile (table full or
+ *                 ENOMEM), no_entry if it did not, none if the allocator is not hooked.
  *  early_drop     a confirmed entry freed while this CPU is inside early_drop() (or
  *                 __nf_conntrack_alloc); without either, the tracepoint backend's rule.
  *  destroy        any other free of a confirmed entry (nf_conntrack_free or nf_ct_destroy),
@@ -16,15 +17,14 @@
  *
  * These hooks are global: everything is filtered on watched_netns. A kretprobe has no
  * arguments, so calls are paired per CPU by nesting depth: conntrack does not sleep, and a
- * softirq over process context nests. */
+ * softirq over process context nests. Calls nested deeper than FN_FRAMES are not tracked
+ * (counted in CTBPF_C_OVERFLOW). The decisions themselves are classify.h's. */
 #ifndef CTBPF_FUNCS_BPF_H
 #define CTBPF_FUNCS_BPF_H
 
 #include "common.bpf.h"
 
 #define FN_FRAMES 4
-#define NF_DROP 0
-#define NF_VERDICT_MASK 0xff
 #define MAX_ERRNO 4095
 
 /* Weak, like common.bpf.h's: both backends' files include this header. */
@@ -33,9 +33,6 @@
  * and the allocator's return are attached. */
 __weak const volatile bool fn_evict_hooked = false;
 __weak const volatile bool fn_alloc_hooked = false;
-
-/* Drops whose entry allocation failed: table full (or out of memory). */
-__weak __s64 fn_table_full_drops = 0;
 
 struct fn_state {
 	__u64 in_skb[FN_FRAMES];         /* nf_conntrack_in calls in progress */
@@ -74,30 +71,16 @@ static __always_inline const struct nf_conn *skb_ct(const struct sk_buff *skb)
 	return (const struct nf_conn *)(BPF_CORE_READ(skb, _nfct) & ~NFCT_INFOMASK);
 }
 
-static __always_inline void fn_emit_ct(__u8 kind, const struct nf_conn *ct, __u8 reason)
-{
-	struct ctbpf_event *e = event_reserve(kind);
-
-	if (e) {
-		event_fill_ct(e, ct);
-		e->reason = reason;
-		event_submit(e);
-	}
-}
-
 static __always_inline void fn_insert(const struct nf_conn *ct)
 {
-	count(CTBPF_C_INSERT, 1);
-	fn_emit_ct(CTBPF_EV_INSERT, ct, CTBPF_R_NONE);
+	report_ct(CTBPF_EV_INSERT, ct, CTBPF_R_NONE);
 }
 
 /* Reported as the tracepoint backend does: the insert, then its taking back. */
 static __always_inline void fn_insert_failed(const struct nf_conn *ct, __u8 reason)
 {
 	fn_insert(ct);
-	count(CTBPF_C_INSERT, -1);
-	count(reason == CTBPF_R_CLASH_RESOLVED ? CTBPF_C_CLASH_RESOLVED : CTBPF_C_INSERT_FAILED, 1);
-	fn_emit_ct(CTBPF_EV_INSERT_FAILED, ct, reason);
+	report_insert_failed(ct, reason);
 }
 
 /* nf_conntrack_in(skb, state) */
@@ -113,6 +96,8 @@ static __always_inline void fn_in_enter(const struct sk_buff *skb, const struct 
 		st->in_skb[d] = (__u64)(unsigned long)skb;
 		st->in_netns[d] = BPF_CORE_READ(state, net, ns.inum);
 		st->in_alloc_failed[d] = 0;
+	} else {
+		count(CTBPF_C_OVERFLOW, 1);
 	}
 }
 
@@ -121,32 +106,28 @@ static __always_inline void fn_in_exit(unsigned int verdict)
 	struct fn_state *st = fn_state();
 	const struct sk_buff *skb;
 	struct ctbpf_event *e;
-	bool full;
+	__u8 why;
 	__u32 d;
 
 	if (!st || !st->in_depth)
 		return;
 	d = --st->in_depth;
-	if (d >= FN_FRAMES || (verdict & NF_VERDICT_MASK) != NF_DROP)
+	if (d >= FN_FRAMES || (verdict & CTBPF_NF_VERDICT_MASK) != CTBPF_NF_DROP)
 		return;
 	skb = (const struct sk_buff *)st->in_skb[d];
 	/* Dropped without an entry: conntrack could not create one (kernel `drop`). */
 	if (BPF_CORE_READ(skb, _nfct) || !fn_watched(st->in_netns[d]))
 		return;
-	full = st->in_alloc_failed[d];
+	why = ctbpf_drop_reason(fn_alloc_hooked, st->in_alloc_failed[d]);
 	count(CTBPF_C_DROP, 1);
-	if (full)
-		__sync_fetch_and_add(&fn_table_full_drops, 1);
 	e = event_reserve(CTBPF_EV_DROP);
 	if (e) {
-		/* Wake the reader at the start of a table-full storm (at most every 10 ms per
-		 * CPU) so it reads the table's fill while it is full. Without the allocator
-		 * hook every drop may be one. */
-		bool urgent = (full || !fn_alloc_hooked) && e->ts_ns - st->last_drop_wake_ns > 10000000ULL;
+		bool urgent = ctbpf_drop_urgent(why, e->ts_ns, st->last_drop_wake_ns);
 
 		if (urgent)
 			st->last_drop_wake_ns = e->ts_ns;
 		e->netns = st->in_netns[d];
+		e->reason = why;
 		event_fill_skb(e, skb);
 		event_submit_flags(e, urgent);
 	}
@@ -177,12 +158,14 @@ static __always_inline void fn_confirm_enter(const struct sk_buff *skb)
 		return;
 	/* As in the tracepoint backend: an original-direction packet of a new entry. */
 	if (!ct || (nfct & NFCT_INFOMASK) >= IP_CT_IS_REPLY ||
-	    (BPF_CORE_READ(ct, status) & (IPS_CONFIRMED | IPS_TEMPLATE)) || !fn_watched(ct_netns(ct)))
+	    (BPF_CORE_READ(ct, status) & (CTBPF_IPS_CONFIRMED | CTBPF_IPS_TEMPLATE)) || !fn_watched(ct_netns(ct)))
 		ct = 0;
 	d = st->cf_depth++;
 	if (d < FN_FRAMES) {
 		st->cf_ct[d] = (__u64)(unsigned long)ct;
 		st->cf_skb[d] = (__u64)(unsigned long)skb;
+	} else {
+		count(CTBPF_C_OVERFLOW, 1);
 	}
 }
 
@@ -191,6 +174,9 @@ static __always_inline void fn_confirm_exit(int verdict)
 	struct fn_state *st = fn_state();
 	const struct nf_conn *ct;
 	const struct sk_buff *skb;
+	unsigned long status = 0;
+	struct ctbpf_class c;
+	bool dropped, other;
 	__u32 d;
 
 	if (!st || !st->cf_depth)
@@ -202,11 +188,15 @@ static __always_inline void fn_confirm_exit(int verdict)
 	skb = (const struct sk_buff *)st->cf_skb[d];
 	if (!ct)
 		return;
-	if ((verdict & NF_VERDICT_MASK) == NF_DROP)
-		fn_insert_failed(ct, CTBPF_R_CLASH_DROP);
-	else if (skb_ct(skb) != ct)
-		fn_insert_failed(ct, CTBPF_R_CLASH_RESOLVED);
-	else if (BPF_CORE_READ(ct, status) & IPS_CONFIRMED)
+	/* Kernel reads only where the rule looks at them: this runs for every new entry. */
+	dropped = (verdict & CTBPF_NF_VERDICT_MASK) == CTBPF_NF_DROP;
+	other = !dropped && skb_ct(skb) != ct;
+	if (!dropped && !other)
+		status = BPF_CORE_READ(ct, status);
+	c = ctbpf_classify_confirm(verdict, other, status);
+	if (c.kind == CTBPF_EV_INSERT_FAILED)
+		fn_insert_failed(ct, c.reason);
+	else if (c.kind == CTBPF_EV_INSERT)
 		fn_insert(ct);
 }
 
@@ -245,35 +235,30 @@ static __always_inline bool fn_in_ct(const struct fn_state *st, __u32 netns)
 	return false;
 }
 
-/* An entry is freed (nf_conntrack_free, nf_ct_destroy): early drop or destroy. */
+/* An entry is freed (nf_conntrack_free, nf_ct_destroy): early drop or destroy. An entry
+ * never confirmed is not reported here: confirm's return already accounted for it. */
 static __always_inline void fn_freed(const struct nf_conn *ct)
 {
 	struct fn_state *st = fn_state();
-	unsigned long status;
+	struct ctbpf_free_facts facts = {};
+	struct ctbpf_class c;
 	__u32 netns;
-	bool evicted;
 
 	if (!st || !ct)
 		return;
-	status = BPF_CORE_READ(ct, status);
-	if (!(status & IPS_CONFIRMED)) /* never inserted: confirm already accounted for it */
+	facts.status = BPF_CORE_READ(ct, status);
+	if (!(facts.status & CTBPF_IPS_CONFIRMED))
 		return;
 	netns = ct_netns(ct);
 	if (!fn_watched(netns))
 		return;
-	if (ct_expired(ct)) {
-		count(CTBPF_C_DESTROY, 1);
-		fn_emit_ct(CTBPF_EV_DESTROY, ct, CTBPF_R_TIMEOUT);
-		return;
-	}
-	evicted = fn_evict_hooked ? st->evict_depth > 0 : !(status & IPS_ASSURED) && fn_in_ct(st, netns);
-	if (evicted) {
-		count(CTBPF_C_EARLY_DROP, 1);
-		fn_emit_ct(CTBPF_EV_EARLY_DROP, ct, CTBPF_R_NONE);
-	} else {
-		count(CTBPF_C_DESTROY, 1);
-		fn_emit_ct(CTBPF_EV_DESTROY, ct, CTBPF_R_DELETED);
-	}
+	facts.expired = ct_expired(ct);
+	facts.evict_hooked = fn_evict_hooked;
+	facts.in_evict = st->evict_depth > 0;
+	facts.in_conntrack = !fn_evict_hooked && fn_in_ct(st, netns);
+	c = ctbpf_classify_free(facts);
+	if (c.kind)
+		report_ct(c.kind, ct, c.reason);
 }
 
 #endif /* CTBPF_FUNCS_BPF_H */

@@ -8,13 +8,15 @@
  *                 (tp_btf/kfree_skb), or its entry is freed unconfirmed (clash resolved).
  *  drop           hooks around conntrack (priority -201 and -199) bracket conntrack's own
  *                 hook (-200); a NETFILTER_DROP of a bracketed packet that still has no
- *                 entry is conntrack's drop, not a firewall rule's.
+ *                 entry is conntrack's drop, not a firewall rule's. Its reason stays
+ *                 none: whether the table was full is decided in user space.
  *  early_drop     an unassured, unexpired confirmed entry freed while this CPU is inside
  *                 the bracket: only early_drop() frees such entries there.
  *  destroy        raw_tp/kmem_cache_free on the "nf_conntrack" slab cache.
  *
  * Netfilter hooks are per network namespace (the loader attaches them in each watched
- * one); the tracepoints are global and filter on the watched_netns map. */
+ * one); the tracepoints are global and filter on the watched_netns map. The decisions are
+ * classify.h's, shared with the fentry and kprobe backends. */
 #include "common.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -53,7 +55,7 @@ int nf_before_ct(struct bpf_nf_ctx *ctx)
 {
 	struct cpu_state *st = cpu_state();
 	__u64 skb = (__u64)(unsigned long)ctx->skb;
-	int i, slot = 0;
+	int i, slot = -1;
 
 	if (!st)
 		return NF_ACCEPT;
@@ -62,6 +64,12 @@ int nf_before_ct(struct bpf_nf_ctx *ctx)
 			slot = i;
 			break;
 		}
+	}
+	/* More nesting than slots (or slots left by packets that never reached the -199
+	 * hook): reuse one, losing that packet's drop, and say so. */
+	if (slot < 0) {
+		count(CTBPF_C_OVERFLOW, 1);
+		slot = 0;
 	}
 	st->in_ct_skb[slot & (BRACKET_SLOTS - 1)] = skb;
 	st->in_ct_netns[slot & (BRACKET_SLOTS - 1)] = ctx->state->net->ns.inum;
@@ -89,7 +97,6 @@ int nf_before_confirm(struct bpf_nf_ctx *ctx)
 	struct sk_buff *skb = ctx->skb;
 	unsigned long nfct = skb->_nfct;
 	const struct nf_conn *ct = (const struct nf_conn *)(nfct & ~NFCT_INFOMASK);
-	struct ctbpf_event *e;
 	struct cpu_state *st;
 	unsigned long status;
 
@@ -97,36 +104,16 @@ int nf_before_confirm(struct bpf_nf_ctx *ctx)
 	if (!ct || (nfct & NFCT_INFOMASK) >= IP_CT_IS_REPLY)
 		return NF_ACCEPT;
 	status = BPF_CORE_READ(ct, status);
-	if (status & (IPS_CONFIRMED | IPS_TEMPLATE))
+	if (status & (CTBPF_IPS_CONFIRMED | CTBPF_IPS_TEMPLATE))
 		return NF_ACCEPT;
 
-	count(CTBPF_C_INSERT, 1);
 	st = cpu_state();
 	if (st) {
 		st->pending_skb = (__u64)(unsigned long)skb;
 		st->pending_ct = (__u64)(unsigned long)ct;
 	}
-	e = event_reserve(CTBPF_EV_INSERT);
-	if (e) {
-		event_fill_ct(e, ct);
-		event_submit(e);
-	}
+	report_ct(CTBPF_EV_INSERT, ct, CTBPF_R_NONE);
 	return NF_ACCEPT;
-}
-
-/* The insert announced for this entry did not happen: take it back. */
-static __always_inline void insert_failed(const struct nf_conn *ct, __u8 reason)
-{
-	struct ctbpf_event *e;
-
-	count(CTBPF_C_INSERT, -1);
-	count(reason == CTBPF_R_CLASH_RESOLVED ? CTBPF_C_CLASH_RESOLVED : CTBPF_C_INSERT_FAILED, 1);
-	e = event_reserve(CTBPF_EV_INSERT_FAILED);
-	if (e) {
-		event_fill_ct(e, ct);
-		e->reason = reason;
-		event_submit(e);
-	}
 }
 
 SEC("tp_btf/kfree_skb")
@@ -136,6 +123,7 @@ int BPF_PROG(tp_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_re
 	struct ctbpf_event *e;
 	struct cpu_state *st;
 	__u32 netns = 0;
+	__u8 why;
 	int i;
 
 	if (reason != bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP))
@@ -145,15 +133,20 @@ int BPF_PROG(tp_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_re
 		return 0;
 	if (st->pending_skb == addr) {
 		const struct nf_conn *ct = (const struct nf_conn *)(skb->_nfct & ~NFCT_INFOMASK);
+		unsigned long status;
 
 		st->pending_skb = 0;
 		/* Dropped right after our pre-confirm hook, entry still unconfirmed: confirm
-		 * refused it. (The slot can be stale: the skb address may be a reused one.) */
-		if (ct && (__u64)(unsigned long)ct == st->pending_ct &&
-		    !(BPF_CORE_READ(ct, status) & IPS_CONFIRMED)) {
-			st->pending_ct = 0;
-			insert_failed(ct, CTBPF_R_CLASH_DROP);
-			return 0;
+		 * returned NF_DROP. (The slot can be stale: the skb address may be a reused one.) */
+		if (ct && (__u64)(unsigned long)ct == st->pending_ct) {
+			status = BPF_CORE_READ(ct, status);
+			if (!(status & CTBPF_IPS_CONFIRMED)) {
+				struct ctbpf_class c = ctbpf_classify_confirm(CTBPF_NF_DROP, false, status);
+
+				st->pending_ct = 0;
+				report_insert_failed(ct, c.reason);
+				return 0;
+			}
 		}
 	}
 	for (i = 0; i < BRACKET_SLOTS; i++) {
@@ -166,15 +159,17 @@ int BPF_PROG(tp_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_re
 	if (!netns || skb->_nfct)
 		return 0;
 	count(CTBPF_C_DROP, 1);
+	/* Whether the table was full is not known here: user space reads its fill, woken at
+	 * the start of a drop storm so that it reads it while the storm is on. */
+	why = ctbpf_drop_reason(false, false);
 	e = event_reserve(CTBPF_EV_DROP);
 	if (e) {
-		/* Wake the reader at the start of a drop storm (at most every 10 ms per CPU):
-		 * it reads the table's fill while the storm is on to tell a full table. */
-		bool urgent = e->ts_ns - st->last_drop_wake_ns > 10000000ULL;
+		bool urgent = ctbpf_drop_urgent(why, e->ts_ns, st->last_drop_wake_ns);
 
 		if (urgent)
 			st->last_drop_wake_ns = e->ts_ns;
 		e->netns = netns;
+		e->reason = why;
 		event_fill_skb(e, skb);
 		event_submit_flags(e, urgent);
 	}
@@ -208,12 +203,10 @@ SEC("raw_tp/kmem_cache_free")
 int BPF_PROG(tp_kmem_cache_free, unsigned long call_site, const void *ptr, const struct kmem_cache *s)
 {
 	const struct nf_conn *ct = ptr;
-	struct ctbpf_event *e;
+	struct ctbpf_free_facts facts = {};
+	struct ctbpf_class c;
 	struct cpu_state *st;
-	unsigned long status;
-	bool in_ct = false;
 	__u32 netns;
-	__u8 kind, reason = CTBPF_R_NONE;
 	int i;
 
 	if (!ptr || !is_ct_cache(s))
@@ -224,38 +217,23 @@ int BPF_PROG(tp_kmem_cache_free, unsigned long call_site, const void *ptr, const
 	st = cpu_state();
 	if (!st)
 		return 0;
-	status = BPF_CORE_READ(ct, status);
-	if (!(status & IPS_CONFIRMED)) {
-		/* Never inserted. If we announced it, confirm resolved a clash by using the
-		 * existing entry instead. Otherwise (dropped by a rule, template) not ours. */
-		if (st->pending_ct == (__u64)(unsigned long)ct) {
-			st->pending_ct = 0;
-			st->pending_skb = 0;
-			insert_failed(ct, CTBPF_R_CLASH_RESOLVED);
-		}
-		return 0;
-	}
-	if (st->pending_ct == (__u64)(unsigned long)ct)
+	facts.status = BPF_CORE_READ(ct, status);
+	facts.announced = st->pending_ct == (__u64)(unsigned long)ct;
+	if (facts.announced) {
 		st->pending_ct = 0;
-	for (i = 0; i < BRACKET_SLOTS; i++)
-		if (st->in_ct_skb[i] && st->in_ct_netns[i] == netns)
-			in_ct = true;
-
-	if (ct_expired(ct)) {
-		kind = CTBPF_EV_DESTROY;
-		reason = CTBPF_R_TIMEOUT;
-	} else if (in_ct && !(status & IPS_ASSURED)) {
-		kind = CTBPF_EV_EARLY_DROP;
-	} else {
-		kind = CTBPF_EV_DESTROY;
-		reason = CTBPF_R_DELETED;
+		if (!(facts.status & CTBPF_IPS_CONFIRMED))
+			st->pending_skb = 0;
 	}
-	count(kind == CTBPF_EV_EARLY_DROP ? CTBPF_C_EARLY_DROP : CTBPF_C_DESTROY, 1);
-	e = event_reserve(kind);
-	if (e) {
-		event_fill_ct(e, ct);
-		e->reason = reason;
-		event_submit(e);
+	if (facts.status & CTBPF_IPS_CONFIRMED) {
+		facts.expired = ct_expired(ct);
+		for (i = 0; i < BRACKET_SLOTS; i++)
+			if (st->in_ct_skb[i] && st->in_ct_netns[i] == netns)
+				facts.in_conntrack = true;
 	}
+	c = ctbpf_classify_free(facts);
+	if (c.kind == CTBPF_EV_INSERT_FAILED)
+		report_insert_failed(ct, c.reason);
+	else if (c.kind)
+		report_ct(c.kind, ct, c.reason);
 	return 0;
 }

@@ -32,9 +32,14 @@ enum ctbpf_reason {
 	/* insert_failed */
 	CTBPF_R_CLASH_DROP = 3,     /* clash with an existing entry, packet dropped (kernel: insert_failed) */
 	CTBPF_R_CLASH_RESOLVED = 4, /* clash resolved by reusing the existing entry (kernel: clashres) */
-	/* drop: set by user space, which can read the table's fill (see docs/ARCHITECTURE.md) */
-	CTBPF_R_TABLE_FULL = 5,
-	CTBPF_R_NO_ENTRY = 6,       /* dropped while the table was not seen full */
+	/* drop. Set in the kernel where it knows: the fentry and kprobe backends with the
+	 * allocator (__nf_conntrack_alloc) hooked give TABLE_FULL when the allocation failed
+	 * during that packet's nf_conntrack_in, else NO_ENTRY. Elsewhere (the tracepoint
+	 * backend; a function backend without the allocator hook) the kernel leaves
+	 * CTBPF_R_NONE, "not known in the kernel", and user space decides from the table's fill
+	 * (see docs/ARCHITECTURE.md). A reason set by the kernel is final. */
+	CTBPF_R_TABLE_FULL = 5,     /* no entry could be allocated: table full (or out of memory) */
+	CTBPF_R_NO_ENTRY = 6,       /* dropped for another reason (or: the table was not seen full) */
 };
 
 /* Per-CPU counters kept in the kernel: exact totals even when the ring buffer overflows. */
@@ -47,6 +52,7 @@ enum ctbpf_counter {
 	CTBPF_C_DESTROY,
 	CTBPF_C_LOST,               /* events not delivered: ring buffer full */
 	CTBPF_C_LOST_DROP,          /* of those, drop events (their table-full reason is unknown) */
+	CTBPF_C_OVERFLOW,           /* nested hook calls past the per-CPU slots: not tracked, may be missed */
 	CTBPF_C__COUNT,
 };
 

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -45,17 +46,57 @@ struct KernelFeatures {
     std::vector<std::string> notes;  // why a feature is missing, as found
 };
 
-// Probes the running kernel. Loads tiny test programs, so it needs the same privileges as
-// a real session; without them the program-based probes report false with a note. The
-// fentry and kprobe backends need conntrack's functions: where nf_conntrack is a module it
-// must be loaded first.
+// Text symbols of /proc/kallsyms by name, with how often each name occurs.
+using KallsymsCounts = std::map<std::string, int>;
+
+// The raw facts probe_kernel() reads, one question each, so that what is made of them (the
+// hooks per role, the notes, the backend choice) can be driven by a fake kernel in tests.
+// running_kernel_facts() asks the running kernel.
+class KernelFacts {
+public:
+    virtual ~KernelFacts() = default;
+    virtual std::string release() = 0;   // uname -r
+    virtual bool btf_file() = 0;         // /sys/kernel/btf/vmlinux is readable
+    virtual bool btf_loads() = 0;        // ...and libbpf parses it
+    virtual bool kprobe_pmu() = 0;       // /sys/bus/event_source/devices/kprobe
+    virtual bool ringbuf() = 0;          // a BPF_MAP_TYPE_RINGBUF can be created
+    virtual bool netfilter_prog() = 0;   // a BPF_PROG_TYPE_NETFILTER program loads
+    virtual bool tp_btf() = 0;           // kfree_skb and kmem_cache_free are BTF tracepoints
+    // A function (BTF_KIND_FUNC) in vmlinux BTF or the nf_conntrack module's BTF.
+    virtual bool btf_function(const std::string& name) = 0;
+    // "" if a test fentry program on nf_conntrack_in loads and attaches, else why not
+    // ("refused to load (Operation not permitted)"). Asked only if nf_conntrack_in is in BTF.
+    virtual std::string fentry_test() = 0;
+    virtual KallsymsCounts kallsyms_text() = 0;  // asked only with a kprobe PMU
+};
+
+std::unique_ptr<KernelFacts> running_kernel_facts();
+
+// What a kprobe on conntrack function `name` attaches to: exactly `name` if kallsyms has it
+// once; else, unless `exact_only`, a unique compiler-made copy (name.isra.0, name.constprop.0),
+// whose arguments may have been dropped or reordered, so only for hooks that read none.
+// "" if none, or if the name is ambiguous (several symbols of that name).
+std::string kprobe_symbol(const KallsymsCounts& syms, const std::string& name, bool exact_only);
+
+// Probes the running kernel (probe_kernel(*running_kernel_facts())). Loads tiny test
+// programs, so it needs the same privileges as a real session; without them the
+// program-based probes report false with a note. The fentry and kprobe backends need
+// conntrack's functions: where nf_conntrack is a module it must be loaded first.
 KernelFeatures probe_kernel();
+KernelFeatures probe_kernel(KernelFacts& facts);
 
 struct BackendChoice {
     Backend backend = Backend::Tracepoint;
     std::string why;                       // includes what is not covered
     std::vector<std::string> not_covered;  // what this backend cannot see on this kernel
+    // Drop events carry the kernel's own reason (table_full or no_entry, from the allocator
+    // hook: fentry/kprobe with a table_full function). Otherwise their reason is
+    // CTBPF_R_NONE and user space decides from the table's fill.
+    bool kernel_drop_reason = false;
 };
+
+// One line for people: how this backend's drops are told to be table-full.
+std::string_view drop_attribution(const BackendChoice& c);
 
 // Auto-selection order fentry > kprobe > tracepoint. Throws Error if `requested` (or, for
 // Auto, every backend) cannot run here, saying what is missing. Kernels before 5.8 are
@@ -84,6 +125,10 @@ struct KernelTotals {
     int64_t insert = 0, drop = 0, early_drop = 0, insert_failed = 0, clash_resolved = 0,
             destroy = 0, lost = 0;
     int64_t lost_drop = 0;  // drop events among `lost` (not recorded in files)
+    // Hook calls nested deeper than the BPF programs' per-CPU slots, which they could not
+    // track (a drop or insert may be missed). Not recorded in files either: the recording
+    // format's totals block is fixed (docs/recording-format.md).
+    int64_t overflow = 0;
 };
 
 class Session {
@@ -99,9 +144,6 @@ public:
     const BackendChoice& choice() const;
     const std::vector<WatchedNetns>& watched() const;
     KernelTotals totals() const;
-    // Drops seen with a failed entry allocation (table full or out of memory), exact; only
-    // the fentry and kprobe backends with the allocator hooked can tell.
-    std::optional<int64_t> table_full_drops() const;
 
     // The conntrack table of a watched namespace, read from its /proc/sys files (opened
     // inside that namespace). Nothing if `netns` is not watched or cannot be read.
@@ -110,7 +152,9 @@ public:
     // Readable when the kernel woke the reader; also drain on a timer, since records are
     // submitted without a wake-up until a batch waits.
     int epoll_fd() const;
-    // Hands every waiting record to the handler; returns how many.
+    // Hands every waiting record to the handler; returns how many. If the handler throws,
+    // consuming stops and the exception is rethrown here (never through libbpf's C frames);
+    // records after it stay in the ring for the next drain.
     size_t drain();
 
 private:

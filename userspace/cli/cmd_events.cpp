@@ -105,11 +105,12 @@ int cmd_events(const EventsArgs& a) {
 
 int cmd_probe(bool json) {
     const KernelFeatures f = probe_kernel();
-    std::string chosen, why, error;
+    std::string chosen, why, error, drops;
     try {
         auto c = choose_backend(f, Backend::Auto);
         chosen = backend_name(c.backend);
         why = c.why;
+        drops = drop_attribution(c);
     } catch (const Error& e) {
         error = e.what();
     }
@@ -118,10 +119,10 @@ int cmd_probe(bool json) {
         std::string notes;
         for (const auto& n : f.notes) notes += fmt::format("{}\"{}\"", notes.empty() ? "" : ",", n);
         fmt::print(R"({{"kernel":"{}","btf":{},"ringbuf":{},"tp_btf":{},"netfilter_link":{},"kprobes":{},)"
-                   R"("fentry":{},"backend":"{}","why":"{}","error":"{}","notes":[{}]}})"
+                   R"("fentry":{},"backend":"{}","why":"{}","drops":"{}","error":"{}","notes":[{}]}})"
                    "\n",
-                   f.release, f.btf, f.ringbuf, f.tp_btf, f.netfilter_link, f.kprobes, f.fentry, chosen, why, error,
-                   notes);
+                   f.release, f.btf, f.ringbuf, f.tp_btf, f.netfilter_link, f.kprobes, f.fentry, chosen, why, drops,
+                   error, notes);
     } else {
         fmt::print("kernel            {}\n", f.release);
         fmt::print("BTF               {}\n", yn(f.btf));
@@ -131,7 +132,7 @@ int cmd_probe(bool json) {
         fmt::print("kprobes           {}\n", yn(f.kprobes));
         fmt::print("fentry            {}\n", yn(f.fentry));
         for (const auto& n : f.notes) fmt::print("  note: {}\n", n);
-        if (error.empty()) fmt::print("backend (auto)    {}: {}\n", chosen, why);
+        if (error.empty()) fmt::print("backend (auto)    {}: {}\ndrops             {}\n", chosen, why, drops);
         else fmt::print("backend (auto)    none: {}\n", error);
     }
     return error.empty() ? 0 : 1;

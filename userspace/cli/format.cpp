@@ -43,8 +43,8 @@ std::string format_summary_json(const SummaryInput& s) {
         fmt::format_to(out, R"({}{{"name":"{}","inum":{}}})", i ? "," : "", s.watched[i].name, s.watched[i].inum);
     fmt::format_to(out,
                    R"(],"kernel":{{"insert":{},"drop":{},"early_drop":{},"insert_failed":{},"clash_resolved":{},)"
-                   R"("destroy":{}}},"lost":{},)",
-                   k.insert, k.drop, k.early_drop, k.insert_failed, k.clash_resolved, k.destroy, k.lost);
+                   R"("destroy":{}}},"lost":{},"overflow":{},)",
+                   k.insert, k.drop, k.early_drop, k.insert_failed, k.clash_resolved, k.destroy, k.lost, k.overflow);
     const auto& seen = s.agg.seen();
     fmt::format_to(out,
                    R"("delivered":{{"insert":{},"drop":{},"early_drop":{},"insert_failed":{},"destroy":{},)"
@@ -78,8 +78,8 @@ std::string format_summary_text(const SummaryInput& s) {
     for (const auto& w : s.watched) fmt::format_to(out, " {}({})", w.name, w.inum);
     fmt::format_to(out,
                    "\nkernel totals: insert {}  drop {}  early_drop {}  insert_failed {}  clash_resolved {}  "
-                   "destroy {}\nevents lost: {}\n",
-                   k.insert, k.drop, k.early_drop, k.insert_failed, k.clash_resolved, k.destroy, k.lost);
+                   "destroy {}\nevents lost: {}  untracked nested calls (overflow): {}\n",
+                   k.insert, k.drop, k.early_drop, k.insert_failed, k.clash_resolved, k.destroy, k.lost, k.overflow);
     auto top = s.agg.top_sources(SortKey::Inserts, s.top, s.now_sec);
     if (!top.empty()) fmt::format_to(out, "{:<40} {:>10} {:>10} {:>10} {:>10}\n", "source", "inserts", "entries", "drops", "early_drops");
     for (const auto* src : top)

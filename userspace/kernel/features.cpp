@@ -113,72 +113,98 @@ struct KernelBtf {
     }
 };
 
-// Text symbols of /proc/kallsyms by name, with how often each name occurs (a kprobe on an
-// ambiguous name is refused).
-std::map<std::string, int> kallsyms_text() {
-    std::map<std::string, int> syms;
-    std::ifstream in("/proc/kallsyms");
-    std::string addr, type, name;
-    while (in >> addr >> type >> name) {
-        if (type == "t" || type == "T") syms[name]++;
-        in.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
-    }
-    return syms;
-}
+// libbpf prints its own warnings for probes that are expected to fail.
+struct QuietLibbpf {
+    libbpf_print_fn_t old = libbpf_set_print(silent_print);
+    ~QuietLibbpf() { libbpf_set_print(old); }
+    QuietLibbpf() = default;
+    QuietLibbpf(const QuietLibbpf&) = delete;
+    QuietLibbpf& operator=(const QuietLibbpf&) = delete;
+};
 
-// Exactly `name`, or a unique compiler-made copy of it (name.isra.0) if allowed.
-std::string kprobe_symbol(const std::map<std::string, int>& syms, const std::string& name, bool exact_only) {
-    if (auto it = syms.find(name); it != syms.end()) return it->second == 1 ? name : "";
-    if (exact_only) return "";
-    std::string found;
-    for (auto it = syms.lower_bound(name + "."); it != syms.end() && it->first.rfind(name + ".", 0) == 0; ++it) {
-        if (!found.empty() || it->second != 1) return "";
-        found = it->first;
+class RunningKernel final : public KernelFacts {
+public:
+    std::string release() override {
+        utsname u{};
+        uname(&u);
+        return u.release;
     }
-    return found;
-}
+    bool btf_file() override { return access("/sys/kernel/btf/vmlinux", R_OK) == 0; }
+    bool btf_loads() override { return kernel_btf().vmlinux != nullptr; }
+    bool kprobe_pmu() override { return access("/sys/bus/event_source/devices/kprobe/type", R_OK) == 0; }
+    bool ringbuf() override {
+        const QuietLibbpf quiet;
+        return libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, nullptr) == 1;
+    }
+    bool netfilter_prog() override {
+        const QuietLibbpf quiet;
+        return libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_NETFILTER, nullptr) == 1;
+    }
+    bool tp_btf() override {
+        const KernelBtf& kb = kernel_btf();
+        return kb.vmlinux && btf__find_by_name_kind(kb.vmlinux, "btf_trace_kfree_skb", BTF_KIND_TYPEDEF) > 0 &&
+               btf__find_by_name_kind(kb.vmlinux, "btf_trace_kmem_cache_free", BTF_KIND_TYPEDEF) > 0;
+    }
+    bool btf_function(const std::string& name) override { return kernel_btf().func(name.c_str()).first > 0; }
 
-// Loads "return 0" as an fentry program on nf_conntrack_in and attaches it.
-bool try_fentry(const KernelBtf& kb, std::string& note) {
-    const auto [id, obj_id] = kb.func("nf_conntrack_in");
-    if (id <= 0) {
-        note = "fentry: nf_conntrack_in not in kernel BTF (is nf_conntrack loaded?)";
-        return false;
+    // Loads "return 0" as an fentry program on nf_conntrack_in and attaches it.
+    std::string fentry_test() override {
+        const QuietLibbpf quiet;
+        const auto [id, obj_id] = kernel_btf().func("nf_conntrack_in");
+        if (id <= 0) return "nf_conntrack_in not in kernel BTF";
+        const int obj_fd = obj_id ? bpf_btf_get_fd_by_id(obj_id) : 0;
+        const bpf_insn prog[] = {
+            {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0},
+            {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
+        };
+        LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = BPF_TRACE_FENTRY,
+                    .attach_btf_id = static_cast<__u32>(id),
+                    .attach_btf_obj_fd = static_cast<__u32>(obj_fd > 0 ? obj_fd : 0));
+        const int fd = bpf_prog_load(BPF_PROG_TYPE_TRACING, "ctbpf_probe", "GPL", prog, 2, &opts);
+        const int load_err = errno;
+        if (obj_fd > 0) close(obj_fd);
+        if (fd < 0) return fmt::format("test program refused to load ({})", std::strerror(load_err));
+        const int link = bpf_link_create(fd, 0, BPF_TRACE_FENTRY, nullptr);
+        const int err = errno;
+        close(fd);
+        if (link < 0) return fmt::format("test program refused to attach ({})", std::strerror(err));
+        close(link);
+        return "";
     }
-    const int obj_fd = obj_id ? bpf_btf_get_fd_by_id(obj_id) : 0;
-    const bpf_insn prog[] = {
-        {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0},
-        {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
-    };
-    LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = BPF_TRACE_FENTRY,
-                .attach_btf_id = static_cast<__u32>(id),
-                .attach_btf_obj_fd = static_cast<__u32>(obj_fd > 0 ? obj_fd : 0));
-    const int fd = bpf_prog_load(BPF_PROG_TYPE_TRACING, "ctbpf_probe", "GPL", prog, 2, &opts);
-    const int load_err = errno;
-    if (obj_fd > 0) close(obj_fd);
-    if (fd < 0) {
-        note = fmt::format("fentry: test program refused to load ({})", std::strerror(load_err));
-        return false;
+
+    KallsymsCounts kallsyms_text() override {
+        KallsymsCounts syms;
+        std::ifstream in("/proc/kallsyms");
+        std::string addr, type, name;
+        while (in >> addr >> type >> name) {
+            if (type == "t" || type == "T") syms[name]++;
+            in.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
+        }
+        return syms;
     }
-    const int link = bpf_link_create(fd, 0, BPF_TRACE_FENTRY, nullptr);
-    const int err = errno;
-    close(fd);
-    if (link < 0) {
-        note = fmt::format("fentry: test program refused to attach ({})", std::strerror(err));
-        return false;
+
+private:
+    // Loaded once, on first use: only when the kernel has a BTF file.
+    const KernelBtf& kernel_btf() {
+        if (!btf_) {
+            const QuietLibbpf quiet;
+            btf_ = std::make_unique<KernelBtf>();
+        }
+        return *btf_;
     }
-    close(link);
-    return true;
-}
+    std::unique_ptr<KernelBtf> btf_;
+};
 
 // Which function each backend hooks per role, and a note for each gap of a usable backend.
-void find_hooks(KernelFeatures& f, const KernelBtf& kb) {
-    const auto syms = f.kprobes ? kallsyms_text() : std::map<std::string, int>{};
-    const bool conntrack_seen = kb.func("nf_conntrack_in").first > 0 || syms.count("nf_conntrack_in");
+void find_hooks(KernelFeatures& f, KernelFacts& k, bool btf_ok) {
+    const auto syms = f.kprobes ? k.kallsyms_text() : KallsymsCounts{};
+    auto in_btf = [&](const char* fn) { return btf_ok && k.btf_function(fn); };
+    const bool conntrack_seen = in_btf("nf_conntrack_in") || syms.count("nf_conntrack_in");
     for (const auto& spec : hook_specs()) {
         FunctionHook h{spec.role, "", "", spec.without == nullptr, spec.without ? spec.without : ""};
         for (const char* fn : spec.funcs) {
-            if (h.fentry.empty() && kb.func(fn).first > 0) h.fentry = fn;
+            // fentry attaches by BTF name: a renamed copy (.isra) has no BTF of its own.
+            if (h.fentry.empty() && in_btf(fn)) h.fentry = fn;
             if (h.kprobe.empty() && f.kprobes) h.kprobe = kprobe_symbol(syms, fn, spec.reads_args);
         }
         auto gap = [&](const char* backend, bool usable, const std::string& got) {
@@ -198,37 +224,51 @@ void find_hooks(KernelFeatures& f, const KernelBtf& kb) {
 
 }  // namespace
 
-KernelFeatures probe_kernel() {
-    KernelFeatures f;
-    utsname u{};
-    uname(&u);
-    f.release = u.release;
-    std::sscanf(u.release, "%d.%d", &f.major, &f.minor);
+std::string kprobe_symbol(const KallsymsCounts& syms, const std::string& name, bool exact_only) {
+    if (auto it = syms.find(name); it != syms.end()) return it->second == 1 ? name : "";
+    if (exact_only) return "";
+    std::string found;
+    for (auto it = syms.lower_bound(name + "."); it != syms.end() && it->first.rfind(name + ".", 0) == 0; ++it) {
+        if (!found.empty() || it->second != 1) return "";
+        found = it->first;
+    }
+    return found;
+}
 
-    f.btf = access("/sys/kernel/btf/vmlinux", R_OK) == 0;
+std::unique_ptr<KernelFacts> running_kernel_facts() { return std::make_unique<RunningKernel>(); }
+
+KernelFeatures probe_kernel() { return probe_kernel(*running_kernel_facts()); }
+
+KernelFeatures probe_kernel(KernelFacts& k) {
+    KernelFeatures f;
+    f.release = k.release();
+    std::sscanf(f.release.c_str(), "%d.%d", &f.major, &f.minor);
+
+    f.btf = k.btf_file();
     if (!f.btf) f.notes.push_back("no kernel BTF at /sys/kernel/btf/vmlinux (CONFIG_DEBUG_INFO_BTF)");
-    f.kprobes = access("/sys/bus/event_source/devices/kprobe/type", R_OK) == 0;
+    f.kprobes = k.kprobe_pmu();
     if (!f.kprobes) f.notes.push_back("kprobes: no kprobe PMU (kernel built without CONFIG_KPROBES)");
 
-    auto old = libbpf_set_print(silent_print);
-    f.ringbuf = libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, nullptr) == 1;
+    f.ringbuf = k.ringbuf();
     if (!f.ringbuf) f.notes.push_back("no BPF ring buffer (needs 5.8+ and CAP_BPF)");
-    f.netfilter_link = libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_NETFILTER, nullptr) == 1;
+    f.netfilter_link = k.netfilter_prog();
     if (!f.netfilter_link) f.notes.push_back("no BPF netfilter programs (needs 6.4+)");
 
     if (f.btf) {
-        const KernelBtf kb;
-        if (kb.vmlinux) {
-            f.tp_btf = btf__find_by_name_kind(kb.vmlinux, "btf_trace_kfree_skb", BTF_KIND_TYPEDEF) > 0 &&
-                       btf__find_by_name_kind(kb.vmlinux, "btf_trace_kmem_cache_free", BTF_KIND_TYPEDEF) > 0;
+        const bool btf_ok = k.btf_loads();
+        if (btf_ok) {
+            f.tp_btf = k.tp_btf();
             if (!f.tp_btf) f.notes.push_back("tracepoints kfree_skb/kmem_cache_free not in kernel BTF");
-            std::string note;
-            f.fentry = try_fentry(kb, note);
-            if (!f.fentry) f.notes.push_back(note);
+            if (!k.btf_function("nf_conntrack_in")) {
+                f.notes.push_back("fentry: nf_conntrack_in not in kernel BTF (is nf_conntrack loaded?)");
+            } else if (const std::string why = k.fentry_test(); !why.empty()) {
+                f.notes.push_back("fentry: " + why);
+            } else {
+                f.fentry = true;
+            }
         }
-        find_hooks(f, kb);
+        find_hooks(f, k, btf_ok);
     }
-    libbpf_set_print(old);
     return f;
 }
 
@@ -277,6 +317,8 @@ BackendChoice choose_backend(const KernelFeatures& f, Backend requested) {
         for (const auto& h : f.hooks)
             if (const auto& fn = b == Backend::Fentry ? h.fentry : h.kprobe; !fn.empty()) funcs.push_back(fn);
         BackendChoice c{b, fmt::format("{} [{}]", why, fmt::join(funcs, ", ")), {}};
+        for (const auto& h : f.hooks)
+            if (h.role == "table_full") c.kernel_drop_reason = !(b == Backend::Fentry ? h.fentry : h.kprobe).empty();
         function_backend_missing(f, b, &c.not_covered);
         for (const auto& g : c.not_covered) c.why += "; not covered: " + g;
         return c;
@@ -311,6 +353,11 @@ BackendChoice choose_backend(const KernelFeatures& f, Backend requested) {
                                     tracepoint_missing()));
     }
     throw Error("unknown backend");
+}
+
+std::string_view drop_attribution(const BackendChoice& c) {
+    return c.kernel_drop_reason ? "table full decided in the kernel (allocation failure)"
+                                : "table full decided from the table's fill within 1 s of the drop (heuristic)";
 }
 
 void require_privileges(bool need_setns) {

@@ -22,6 +22,7 @@
 #include "ctbpf/event.h"
 #include "ctbpf/kernel.h"
 #include "ctbpf/netns.h"
+#include "guarded_handler.h"
 
 namespace ctbpf {
 
@@ -66,12 +67,29 @@ struct Fd {
     ~Fd() { if (fd >= 0) close(fd); }
 };
 
+// libbpf objects, each freed by its own destructor function.
+struct SkelDestroy {
+    void operator()(ctbpf_bpf* s) const { ctbpf_bpf__destroy(s); }
+};
+struct LinkDestroy {
+    void operator()(bpf_link* l) const { bpf_link__destroy(l); }
+};
+struct RingBufferFree {
+    void operator()(ring_buffer* r) const { ring_buffer__free(r); }
+};
+using SkelPtr = std::unique_ptr<ctbpf_bpf, SkelDestroy>;
+using LinkPtr = std::unique_ptr<bpf_link, LinkDestroy>;
+using RingBufferPtr = std::unique_ptr<ring_buffer, RingBufferFree>;
+
 }  // namespace
 
 struct Session::Impl {
-    ctbpf_bpf* skel = nullptr;
-    ring_buffer* rb = nullptr;
-    std::vector<bpf_link*> links;
+    // Destroyed in reverse order: the reader first, then the links, then the programs and
+    // maps they use; the handler the reader calls outlives the reader.
+    std::unique_ptr<detail::GuardedHandler> handler;
+    SkelPtr skel;
+    std::vector<LinkPtr> links;
+    RingBufferPtr rb;
     BackendChoice choice;
     std::vector<WatchedNetns> watched;
     struct TableFiles {
@@ -80,13 +98,6 @@ struct Session::Impl {
     };
     std::vector<TableFiles> table_files;  // per watched netns
     Fd max_fd;
-    RecordHandler handler;
-
-    ~Impl() {
-        if (rb) ring_buffer__free(rb);
-        for (auto* l : links) bpf_link__destroy(l);
-        if (skel) ctbpf_bpf__destroy(skel);
-    }
 
     // Only one BPF program may sit at a given priority of a hook, and some kernels put
     // their own hook next to conntrack's (IPv6 LOCAL_IN confirms at INT_MAX-1): on EBUSY
@@ -96,9 +107,8 @@ struct Session::Impl {
         for (int i = 0; i < 8; ++i, priority += step) {
             LIBBPF_OPTS(bpf_netfilter_opts, o, .pf = static_cast<__u32>(pf),
                         .hooknum = static_cast<__u32>(hook), .priority = priority);
-            bpf_link* l = bpf_program__attach_netfilter(prog, &o);
-            if (l) {
-                links.push_back(l);
+            if (LinkPtr l{bpf_program__attach_netfilter(prog, &o)}) {
+                links.push_back(std::move(l));
                 return;
             }
             err = errno;
@@ -171,11 +181,11 @@ struct Session::Impl {
         for (bool ret : {true, false}) {
             for (const auto& t : targets) {
                 if (t.ret != ret) continue;
-                bpf_link* l = choice.backend == Backend::Kprobe
-                                  ? bpf_program__attach_kprobe(t.prog, t.ret, t.func.c_str())
-                                  : bpf_program__attach(t.prog);
+                LinkPtr l{choice.backend == Backend::Kprobe
+                              ? bpf_program__attach_kprobe(t.prog, t.ret, t.func.c_str())
+                              : bpf_program__attach(t.prog)};
                 if (!l) throw_errno(fmt::format("attaching {} to {}", bpf_program__name(t.prog), t.func), errno);
-                links.push_back(l);
+                links.push_back(std::move(l));
             }
         }
     }
@@ -211,7 +221,7 @@ struct Session::Impl {
 
 Session::Session(const SessionOptions& opt, RecordHandler handler) : impl_(std::make_unique<Impl>()) {
     auto& I = *impl_;
-    I.handler = std::move(handler);
+    I.handler = std::make_unique<detail::GuardedHandler>(std::move(handler));
     g_verbose = opt.verbose;
     libbpf_set_print(libbpf_log);
 
@@ -224,7 +234,7 @@ Session::Session(const SessionOptions& opt, RecordHandler handler) : impl_(std::
         throw Error(fmt::format("ring buffer size {} must be a power of two of at least {} bytes", opt.ring_bytes,
                                 page));
 
-    I.skel = ctbpf_bpf__open();
+    I.skel.reset(ctbpf_bpf__open());
     if (!I.skel) throw_errno("opening the BPF object", errno);
     uint64_t key = 0;
     if (getrandom(&key, sizeof key, 0) != sizeof key) key = 0x9e3779b97f4a7c15ull;
@@ -233,7 +243,7 @@ Session::Session(const SessionOptions& opt, RecordHandler handler) : impl_(std::
     bpf_map__set_max_entries(I.skel->maps.events, static_cast<__u32>(opt.ring_bytes));
     I.select_programs(features);
 
-    if (ctbpf_bpf__load(I.skel) != 0) {
+    if (ctbpf_bpf__load(I.skel.get()) != 0) {
         const int err = errno;
         throw Error(fmt::format("loading the BPF programs failed: {} ({}); run with --verbose for the verifier log",
                                 std::strerror(err), last_libbpf_line()));
@@ -257,22 +267,16 @@ Session::Session(const SessionOptions& opt, RecordHandler handler) : impl_(std::
 
     if (tracepoint) {
         for (bpf_program* p : {I.skel->progs.tp_kfree_skb, I.skel->progs.tp_kmem_cache_free}) {
-            bpf_link* l = bpf_program__attach(p);
+            LinkPtr l{bpf_program__attach(p)};
             if (!l) throw_errno(fmt::format("attaching {}", bpf_program__name(p)), errno);
-            I.links.push_back(l);
+            I.links.push_back(std::move(l));
         }
     } else {
         I.attach_function_backend();
     }
 
-    I.rb = ring_buffer__new(
-        bpf_map__fd(I.skel->maps.events),
-        [](void* ctx, void* data, size_t size) -> int {
-            auto* impl = static_cast<Impl*>(ctx);
-            impl->handler(std::span<const std::byte>(static_cast<const std::byte*>(data), size));
-            return 0;
-        },
-        &I, nullptr);
+    I.rb.reset(ring_buffer__new(bpf_map__fd(I.skel->maps.events), &detail::GuardedHandler::on_sample,
+                                I.handler.get(), nullptr));
     if (!I.rb) throw_errno("setting up the ring buffer reader", errno);
 }
 
@@ -280,10 +284,11 @@ Session::~Session() = default;
 
 const BackendChoice& Session::choice() const { return impl_->choice; }
 const std::vector<WatchedNetns>& Session::watched() const { return impl_->watched; }
-int Session::epoll_fd() const { return ring_buffer__epoll_fd(impl_->rb); }
+int Session::epoll_fd() const { return ring_buffer__epoll_fd(impl_->rb.get()); }
 
 size_t Session::drain() {
-    const int n = ring_buffer__consume(impl_->rb);
+    const int n = ring_buffer__consume(impl_->rb.get());
+    impl_->handler->rethrow_pending();
     if (n < 0) throw_errno("reading the ring buffer", -n);
     return static_cast<size_t>(n);
 }
@@ -309,11 +314,6 @@ std::optional<TableState> Session::table(uint32_t netns) const {
     return std::nullopt;
 }
 
-std::optional<int64_t> Session::table_full_drops() const {
-    if (impl_->choice.backend == Backend::Tracepoint || !impl_->skel->rodata->fn_alloc_hooked) return std::nullopt;
-    return __atomic_load_n(&impl_->skel->bss->fn_table_full_drops, __ATOMIC_RELAXED);
-}
-
 KernelTotals Session::totals() const {
     const int ncpu = libbpf_num_possible_cpus();
     std::vector<int64_t> vals(static_cast<size_t>(ncpu > 0 ? ncpu : 1));
@@ -335,6 +335,7 @@ KernelTotals Session::totals() const {
     t.destroy = sum(CTBPF_C_DESTROY);
     t.lost = sum(CTBPF_C_LOST);
     t.lost_drop = sum(CTBPF_C_LOST_DROP);
+    t.overflow = sum(CTBPF_C_OVERFLOW);
     return t;
 }
 

@@ -76,6 +76,8 @@ std::vector<uint8_t> encode_header(const RecordingHeader& h) {
     return out;
 }
 
+// The file's totals block is fixed (docs/recording-format.md): lost_drop and overflow are
+// live-only and deliberately not written.
 void encode_totals(uint8_t* p, const KernelTotals& t) {
     const int64_t v[] = {t.insert, t.drop, t.early_drop, t.insert_failed, t.clash_resolved,
                          t.destroy, t.lost};
