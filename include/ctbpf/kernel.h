@@ -110,6 +110,7 @@ void require_privileges(bool need_setns);
 struct WatchedNetns {
     std::string name;  // as given, or "self" for ctbpf's own namespace
     uint32_t inum = 0;
+    bool gone = false;  // deleted while watched (Session::forget_gone_namespaces)
 };
 
 struct SessionOptions {
@@ -148,6 +149,9 @@ public:
     // The conntrack table of a watched namespace, read from its /proc/sys files (opened
     // inside that namespace). Nothing if `netns` is not watched or cannot be read.
     std::optional<TableState> table(uint32_t netns) const;
+    // Namespaces deleted since the last call (their name no longer leads to them): their
+    // links and files are released so they can go, their figures stay; returns them.
+    std::vector<WatchedNetns> forget_gone_namespaces();
 
     // Readable when the kernel woke the reader; also drain on a timer, since records are
     // submitted without a wake-up until a batch waits.

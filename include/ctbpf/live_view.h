@@ -95,6 +95,8 @@ struct ModelSource {
     std::function<KernelTotals()> totals;
     std::function<std::optional<TableState>(uint32_t netns)> table;
     std::function<uint64_t()> now_ns;
+    // Whether a watched namespace was deleted meanwhile; optional.
+    std::function<bool(uint32_t netns)> is_gone;
     // Other namespaces whose table was full lately (from the kernel log); optional.
     std::function<std::vector<OtherNetnsIncident>()> other_incidents;
 };

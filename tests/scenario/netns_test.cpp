@@ -28,13 +28,16 @@ uint64_t inode_of(const Netns& ns) {
 // naming it: net_ratelimit() (10 lines per 5 s, shared by all of networking) can swallow
 // the first storm, so storms repeat until a line shows, within a deadline.
 bool storm_until_logged(const Netns& ns, int& round) {
-    const std::string tag = fmt::format("table full in netns {},", inode_of(ns));
+    // Inode numbers are reused: only a line that appears now counts, not one an earlier
+    // namespace with the same number left.
+    const std::string count = fmt::format("dmesg | grep -c 'table full in netns {},'", inode_of(ns));
+    const long before = std::stol(sh(count).out.empty() ? "0" : sh(count).out);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
     while (std::chrono::steady_clock::now() < deadline) {
         loadgen(ns, fmt::format("--src 127.0.1.1 --flows 200 --sport-base {}", 10000 + 200 * (round++ % 200)));
         const auto deadline_line = std::chrono::steady_clock::now() + std::chrono::seconds(6);
         while (std::chrono::steady_clock::now() < deadline_line) {
-            if (sh(fmt::format("dmesg | grep -q '{}'", tag)).status == 0) return true;
+            if (std::stol(sh(count).out) > before) return true;
             std::this_thread::sleep_for(std::chrono::milliseconds(250));
         }
     }
@@ -70,4 +73,82 @@ TEST_F(Namespaces, AnotherNamespacesIncidentIsNamedFromTheHost) {
         alerted = alerted || a.get<std::string>().find("ctbpf watch --netns " + ns.name()) != std::string::npos;
     EXPECT_TRUE(alerted) << snap["alerts"].dump();
     EXPECT_NE(snap["level"], "ok");
+}
+
+namespace {
+
+// `ctbpf ARGS` in the background with its output in files; stopped by SIGTERM.
+struct Background {
+    std::string dir, pid;
+    explicit Background(const std::string& args) {
+        dir = sh_ok("mktemp -d /tmp/ctbpf-netns-XXXXXX");
+        dir.erase(dir.find_last_not_of('\n') + 1);
+        pid = sh_ok(fmt::format("{} {} >{}/out 2>{}/err & echo $!", CTBPF_BIN, args, dir, dir));
+        pid.erase(pid.find_last_not_of('\n') + 1);
+    }
+    ~Background() {
+        sh(fmt::format("kill {} 2>/dev/null; rm -rf {}", pid, dir));
+    }
+    std::string err() const { return sh(fmt::format("cat {}/err", dir)).out; }
+    bool wait_err(const std::string& text, int seconds) const {
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+        while (std::chrono::steady_clock::now() < deadline) {
+            if (err().find(text) != std::string::npos) return true;
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+        return false;
+    }
+    int fds(const std::string& what) const {
+        return std::stoi(sh(fmt::format("ls -l /proc/{}/fd | grep -c '{}'", pid, what)).out);
+    }
+    // SIGTERM, wait for the exit, the last line of standard output (the summary).
+    json stop() {
+        sh(fmt::format("kill -TERM {}; while kill -0 {} 2>/dev/null; do sleep 0.05; done", pid, pid));
+        const std::string out = sh(fmt::format("tail -n 1 {}/out", dir)).out;
+        return json::parse(out);
+    }
+};
+
+}  // namespace
+
+// "--netns nc1 --netns nc1", or nc1 and /proc/PID/ns/net of a process in it, doubled every
+// count: a namespace is its inode.
+TEST_F(Namespaces, TheSameNamespaceNamedTwiceIsWatchedOnce) {
+    Netns ns("twice");
+    const std::string holder = sh_ok(fmt::format("ip netns exec {} sleep 60 >/dev/null 2>&1 & echo $!", ns.name()));
+    const std::string pid = holder.substr(0, holder.find('\n'));
+    Background ct(fmt::format("events --json --netns {} --netns {} --netns /proc/{}/ns/net", ns.name(), ns.name(), pid));
+    ASSERT_TRUE(ct.wait_err("watching", 10)) << ct.err();
+    loadgen(ns, "--src 127.0.1.1 --flows 40");
+    const long long nft_new = ns.nft_new_counter();
+    const json summary = ct.stop();
+    sh("kill " + pid);
+    EXPECT_EQ(summary["netns"].size(), 1u) << summary["netns"].dump();
+    EXPECT_EQ(summary["kernel"]["insert"], nft_new);
+    EXPECT_EQ(summary["kernel"]["insert"], 40);
+}
+
+// `ip netns del` while ctbpf watches it (and another): ctbpf says so, lets it go (no
+// links or files kept), and stays exact for the namespace that remains.
+TEST_F(Namespaces, ADeletedNamespaceIsReportedGoneAndLetGo) {
+    Netns keep("gone-keep");
+    Netns drop("gone-drop");
+    Background ct(fmt::format("events --json --netns {} --netns {}", keep.name(), drop.name()));
+    ASSERT_TRUE(ct.wait_err("watching", 10)) << ct.err();
+    const int links_before = ct.fds("bpf_link"), files_before = ct.fds("nf_conntrack_count");
+    EXPECT_EQ(files_before, 2);
+    loadgen(keep, "--src 127.0.1.1 --flows 30");
+    loadgen(drop, "--src 127.0.1.2 --flows 20");
+    sh_ok("ip netns del " + drop.name());
+    ASSERT_TRUE(ct.wait_err(drop.name() + " (", 5) && ct.wait_err("is gone", 5)) << ct.err();
+    EXPECT_EQ(ct.fds("nf_conntrack_count"), 1);
+    EXPECT_LT(ct.fds("bpf_link"), links_before);
+    loadgen(keep, "--src 127.0.1.1 --flows 25 --sport-base 30000");
+    const long long kept_new = keep.nft_new_counter();
+    const json summary = ct.stop();
+    EXPECT_EQ(kept_new, 55);
+    // Everything inserted before the deletion, and everything after in the namespace that
+    // remains; the deleted one's entries die with it (destroys), nothing is lost.
+    EXPECT_EQ(summary["kernel"]["insert"], 55 + 20);
+    EXPECT_EQ(summary["lost"], 0);
 }

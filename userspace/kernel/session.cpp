@@ -5,8 +5,10 @@
 #include <fcntl.h>
 #include <linux/netfilter.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdarg>
@@ -20,6 +22,7 @@
 #include "ctbpf.skel.h"
 #include "ctbpf/error.h"
 #include "ctbpf/event.h"
+#include "ctbpf/fd.h"
 #include "ctbpf/kernel.h"
 #include "ctbpf/netns.h"
 #include "guarded_handler.h"
@@ -56,17 +59,6 @@ std::string last_libbpf_line() {
     return g_log.empty() ? std::string() : g_log.back();
 }
 
-struct Fd {
-    int fd = -1;
-    explicit Fd(int f = -1) : fd(f) {}
-    Fd(Fd&& o) noexcept : fd(o.fd) { o.fd = -1; }
-    Fd& operator=(Fd&& o) noexcept {
-        std::swap(fd, o.fd);
-        return *this;
-    }
-    ~Fd() { if (fd >= 0) close(fd); }
-};
-
 // libbpf objects, each freed by its own destructor function.
 struct SkelDestroy {
     void operator()(ctbpf_bpf* s) const { ctbpf_bpf__destroy(s); }
@@ -88,16 +80,21 @@ struct Session::Impl {
     // maps they use; the handler the reader calls outlives the reader.
     std::unique_ptr<detail::GuardedHandler> handler;
     SkelPtr skel;
-    std::vector<LinkPtr> links;
+    std::vector<LinkPtr> links;  // global hooks
     RingBufferPtr rb;
     BackendChoice choice;
     std::vector<WatchedNetns> watched;
-    struct TableFiles {
+    // What each watched namespace holds: its netfilter links (tracepoint backend) and its
+    // sysctl files. Released when the namespace is deleted: the links keep a deleted
+    // namespace alive (seen on 6.18: its sysctls stay readable while they exist).
+    struct PerNetns {
         uint32_t inum;
-        Fd count, buckets;
+        std::vector<LinkPtr> links;
+        UniqueFd count, buckets;
     };
-    std::vector<TableFiles> table_files;  // per watched netns
-    Fd max_fd;
+    std::vector<PerNetns> per_netns;
+    std::vector<LinkPtr>* link_sink = &links;  // where attach_netfilter puts new links
+    UniqueFd max_fd;
 
     // Only one BPF program may sit at a given priority of a hook, and some kernels put
     // their own hook next to conntrack's (IPv6 LOCAL_IN confirms at INT_MAX-1): on EBUSY
@@ -108,7 +105,7 @@ struct Session::Impl {
             LIBBPF_OPTS(bpf_netfilter_opts, o, .pf = static_cast<__u32>(pf),
                         .hooknum = static_cast<__u32>(hook), .priority = priority);
             if (LinkPtr l{bpf_program__attach_netfilter(prog, &o)}) {
-                links.push_back(std::move(l));
+                link_sink->push_back(std::move(l));
                 return;
             }
             err = errno;
@@ -205,10 +202,10 @@ struct Session::Impl {
     }
 
     // Called while inside the namespace: sysctl files keep the namespace they were opened in.
-    void open_table_files(uint32_t inum) {
-        table_files.push_back({inum, Fd(open("/proc/sys/net/netfilter/nf_conntrack_count", O_RDONLY | O_CLOEXEC)),
-                               Fd(open("/proc/sys/net/netfilter/nf_conntrack_buckets", O_RDONLY | O_CLOEXEC))});
-        if (max_fd.fd < 0) max_fd = Fd(open("/proc/sys/net/netfilter/nf_conntrack_max", O_RDONLY | O_CLOEXEC));
+    void open_table_files(PerNetns& n) {
+        n.count.reset(open("/proc/sys/net/netfilter/nf_conntrack_count", O_RDONLY | O_CLOEXEC));
+        n.buckets.reset(open("/proc/sys/net/netfilter/nf_conntrack_buckets", O_RDONLY | O_CLOEXEC));
+        if (!max_fd) max_fd.reset(open("/proc/sys/net/netfilter/nf_conntrack_max", O_RDONLY | O_CLOEXEC));
     }
 
     void watch(const std::string& name, uint32_t inum) {
@@ -257,10 +254,18 @@ Session::Session(const SessionOptions& opt, RecordHandler handler) : impl_(std::
     if (specs.empty()) specs.push_back("self");
     for (const auto& spec : specs) {
         NetnsFile ns(spec);
+        // A namespace is its inode, not the name given: "nc1" twice, or "nc1" and
+        // /proc/PID/ns/net of a process in it, must not attach (and count) twice.
+        if (std::any_of(I.watched.begin(), I.watched.end(), [&](const WatchedNetns& w) { return w.inum == ns.inum(); }))
+            continue;
+        Impl::PerNetns& n = I.per_netns.emplace_back();
+        n.inum = ns.inum();
         {
             NetnsEntry inside(ns);
+            I.link_sink = &n.links;
             if (tracepoint) I.attach_tracepoint_backend_here();
-            I.open_table_files(ns.inum());
+            I.link_sink = &I.links;
+            I.open_table_files(n);
         }
         I.watch(ns.spec(), ns.inum());
     }
@@ -304,14 +309,35 @@ int64_t read_number(int fd) {
 }  // namespace
 
 std::optional<TableState> Session::table(uint32_t netns) const {
-    for (const auto& f : impl_->table_files) {
-        if (f.inum != netns || f.count.fd < 0 || impl_->max_fd.fd < 0) continue;
-        TableState t{netns, read_number(f.count.fd), read_number(impl_->max_fd.fd),
-                     f.buckets.fd < 0 ? 0 : read_number(f.buckets.fd)};
+    for (const auto& f : impl_->per_netns) {
+        if (f.inum != netns || !f.count || !impl_->max_fd) continue;
+        TableState t{netns, read_number(f.count.get()), read_number(impl_->max_fd.get()),
+                     f.buckets ? read_number(f.buckets.get()) : 0};
         if (t.count < 0 || t.max < 0) return std::nullopt;
         return t;
     }
     return std::nullopt;
+}
+
+std::vector<WatchedNetns> Session::forget_gone_namespaces() {
+    std::vector<WatchedNetns> gone;
+    for (auto& w : impl_->watched) {
+        if (w.gone || w.name == "self") continue;
+        // Gone when its name no longer leads to the same namespace: `ip netns del` removed
+        // the bind mount, or the process whose /proc/PID/ns/net was given has exited.
+        const std::string path = w.name.find('/') == std::string::npos ? "/run/netns/" + w.name : w.name;
+        struct stat st {};
+        if (stat(path.c_str(), &st) == 0 && static_cast<uint32_t>(st.st_ino) == w.inum) continue;
+        w.gone = true;
+        for (auto& n : impl_->per_netns)
+            if (n.inum == w.inum) {
+                n.links.clear();  // lets the namespace die; its entries' frees are still seen
+                n.count.reset();
+                n.buckets.reset();
+            }
+        gone.push_back(w);
+    }
+    return gone;
 }
 
 KernelTotals Session::totals() const {

@@ -34,6 +34,7 @@ LiveSnapshot LiveModel::take(const Aggregator& agg, const DropCounts& drops, con
         TableRow r;
         r.netns = w.inum;
         r.name = w.name;
+        if (s_.is_gone && s_.is_gone(w.inum)) r.name += " (gone)";
         if (auto t = s_.table(w.inum)) static_cast<TableState&>(r) = *t;
         snap.tables.push_back(r);
     }

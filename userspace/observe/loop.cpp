@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 
 #include "ctbpf/error.h"
 #include "ctbpf/fd.h"
@@ -40,6 +41,7 @@ int run_loop(Session& s, const LoopOptions& opt, const std::function<bool()>& on
     using clock = std::chrono::steady_clock;
     const auto deadline = opt.duration ? clock::now() + *opt.duration : clock::time_point::max();
     int stopped_by = 0;
+    auto next_gone_check = clock::now() + std::chrono::seconds(1);
     while (true) {
         auto wait = opt.tick;
         if (opt.duration) {
@@ -59,6 +61,13 @@ int run_loop(Session& s, const LoopOptions& opt, const std::function<bool()>& on
             }
         }
         s.drain();
+        // Namespaces come and go while we watch: a deleted one is said once and let go.
+        if (clock::now() >= next_gone_check) {
+            next_gone_check = clock::now() + std::chrono::seconds(1);
+            for (const auto& g : s.forget_gone_namespaces())
+                std::fprintf(stderr, "ctbpf: network namespace %s (%u) is gone: its figures up to now are kept\n",
+                             g.name.c_str(), g.inum);
+        }
         if (!on_tick()) stop = true;
         if (stop) break;
     }

@@ -97,6 +97,11 @@ Observer::Observer(const ObserverOptions& o, EventSink sink)
         // conntrack not active there yet: the defaults in TableFacts serve
     }
     ModelSource src = live_source(s);
+    src.is_gone = [&s](uint32_t netns) {
+        for (const auto& w : s.watched())
+            if (w.inum == netns) return w.gone;
+        return false;
+    };
     src.other_incidents = [&s] {
         // Every line that names a namespace is "other" here; the watched ones are dropped.
         NetnsId none;
