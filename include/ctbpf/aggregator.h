@@ -76,9 +76,22 @@ private:
     std::unique_ptr<RateWindow> wide_;   // set once a count exceeded kMax; then used alone
 };
 
+// A source is an address in a network namespace: the same private address in two
+// namespaces (two containers, two tenants) is two hosts, and must not be added up.
+struct SourceKey {
+    Address addr;
+    uint32_t netns = 0;  // inode number; 0 where unknown (hand-made events)
+    bool operator==(const SourceKey&) const = default;
+};
+
+struct SourceKeyHash {
+    size_t operator()(const SourceKey& k) const noexcept;
+};
+
 // One per tracked source, inside the Space-Saving slot: 168 bytes (x86-64), so with the
 // summary's own slot fields, count bucket and index about 264 bytes per tracked source, plus
 // 264 for each source that made more than 255 inserts in one second of the last minute.
+// (The key, SourceKey, takes the 24 bytes an Address already took with its padding.)
 struct SourceStats {
     Address addr;
     uint32_t epoch = 0;          // which tracking period this is (entries owned across evictions)
@@ -88,7 +101,10 @@ struct SourceStats {
     uint64_t destroys = 0;       // its entries removed (early drops not included)
     uint64_t insert_failed = 0;
     int64_t entries = 0;         // live entries: inserted while watching, plus `baseline`
-    int64_t baseline = 0;        // entries from the start-up dump still alive
+    // 32 bits each so that the namespace costs no memory: a table holds at most
+    // nf_conntrack_max (an unsigned int) entries, so no source's baseline can exceed it.
+    uint32_t baseline = 0;       // entries from the start-up dump still alive
+    uint32_t netns = 0;          // with `addr`, the source's key
     RateHistory insert_rate;
     // Bounded tracking (Space-Saving over activity = inserts + drops + baseline): a source
     // that took over the slot of an evicted one may have had up to `activity_error` events
@@ -100,6 +116,7 @@ struct DestKey {
     Address addr;
     uint16_t port = 0;
     uint8_t proto = 0;
+    uint32_t netns = 0;  // as for sources: one service address per namespace
     bool operator==(const DestKey&) const = default;
 };
 
@@ -129,12 +146,16 @@ public:
     explicit Aggregator(Options opt);
 
     void add(const Event& e);
-    // Entries that were in the table before watching began (a netlink dump): they count in
-    // `entries` until a destroy of an entry we did not see inserted takes them away.
-    void add_baseline(const Address& a, int64_t entries);
+    // Entries that were in the table before watching began (a netlink dump of namespace
+    // `netns`): they count in `entries` until a destroy of an entry we did not see inserted
+    // takes them away.
+    void add_baseline(uint32_t netns, const Address& a, int64_t entries);
 
+    const SourceStats* source(const Address& a, uint32_t netns) const;
+    // The source `a` while every source seen so far was in one namespace (one --netns, the
+    // common case); nullptr once several namespaces were seen: name one then.
     const SourceStats* source(const Address& a) const;
-    // Best `n` sources by `key` (ties broken by address order for stable output).
+    // Best `n` sources by `key` (ties broken by address, then namespace, for stable output).
     std::vector<const SourceStats*> top_sources(SortKey key, size_t n, uint64_t now_sec) const;
     std::vector<const DestStats*> top_destinations(size_t n) const;
 
@@ -143,6 +164,9 @@ public:
     // Any source not tracked now had at most this much activity while tracking was full.
     uint64_t untracked_bound() const { return sources_.min_count(); }
     const SourceStats& other() const { return other_; }  // evicted or never tracked
+    // Entries attributed to anyone: every tracked source's `entries` plus other()'s. The
+    // table's count minus this is what no event or dump accounts for (see live_view.h).
+    int64_t attributed_entries() const { return attributed_; }
     size_t live_entries() const { return live_.size(); }
     // Bytes held for tracked sources: the summary (slots with their SourceStats, count
     // buckets, index; fixed at construction) plus the RateWindows of the sources that needed
@@ -154,7 +178,7 @@ public:
     const std::array<uint64_t, 6>& seen() const { return seen_; }
 
 private:
-    using Sources = SpaceSaving<Address, SourceStats, AddressHash>;
+    using Sources = SpaceSaving<SourceKey, SourceStats, SourceKeyHash>;
     using Dests = SpaceSaving<DestKey, DestStats, DestKeyHash>;
     // Who inserted a live entry: the source's slot and its tracking period there. A slot
     // given to another source gets a new epoch, so the entry then belongs to other().
@@ -163,7 +187,7 @@ private:
         uint32_t epoch;
     };
 
-    Sources::Entry& track(const Address& a, uint64_t weight);  // counts as activity
+    Sources::Entry& track(const SourceKey& k, uint64_t weight);  // counts as activity
     SourceStats& owner(const Owner& o);                      // the source now, or other()
 
     Options opt_;
@@ -175,6 +199,9 @@ private:
     // changed hands a multiple of 2^32 times during its life (0 is skipped: "no epoch yet").
     uint32_t next_epoch_ = 1;
     FlatMap<Owner> live_;  // ct_id -> who inserted it, for occupancy
+    int64_t attributed_ = 0;
+    uint32_t only_netns_ = 0;   // the namespace of every source so far...
+    bool many_netns_ = false;   // ...unless sources came from several
     std::array<uint64_t, 6> seen_{};
 };
 

@@ -13,6 +13,7 @@
 namespace ctbpf {
 
 struct Baseline {
+    uint32_t netns = 0;  // inode of the namespace dumped: sources are per namespace
     std::vector<std::pair<Address, int64_t>> by_source;
     int64_t total = 0;
     double seconds = 0;  // how long the dump took

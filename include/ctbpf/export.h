@@ -23,7 +23,12 @@ struct FlowKey {
     uint8_t proto = 0;
     Address src, dst;
     uint16_t sport = 0, dport = 0;
+    // An entry that was in the table before the recording began: the start-up dump keeps
+    // only its namespace and source, so its proto, dst and port levels read "(existing)".
+    bool existing = false;
 };
+
+inline constexpr std::string_view kExistingFrame = "(existing)";
 
 enum class Field : uint8_t { Netns, Proto, Src, Dst, Sport, Dport };
 

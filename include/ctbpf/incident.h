@@ -38,6 +38,10 @@ struct Incident {
     std::vector<TimelinePoint> timeline;  // one point per recorded snapshot (once a second)
     KernelTotals totals;   // exact, over the recording (last snapshot or end frame)
     uint64_t events = 0;   // event records read
+    // The recording holds a start-up baseline (version 2): `entries` then include what the
+    // table held before recording began; without it they count only entries made since.
+    bool baseline = false;
+    int64_t baseline_entries = 0;  // what the start-up dumps found, all namespaces
     std::unique_ptr<Aggregator> agg;
 };
 

@@ -23,6 +23,8 @@ namespace ctbpf {
 
 struct SourceRow {
     Address addr;
+    uint32_t netns = 0;      // inode: the same address in two namespaces is two rows
+    std::string netns_name;  // as given to --netns ("self"), or the inode when not watched
     uint64_t inserts = 0, drops = 0, early_drops = 0;
     double rate_1s = 0, rate_10s = 0;
     int64_t entries = 0;
@@ -36,6 +38,8 @@ struct DestRow {
     uint16_t port = 0;
     uint8_t proto = 0;
     uint64_t drops = 0;
+    uint32_t netns = 0;
+    std::string netns_name;
 };
 
 // A watched table as shown: the kernel's counts and the name the user gave its namespace.
@@ -68,6 +72,11 @@ struct LiveSnapshot {
     uint64_t untracked_bound = 0;
     uint64_t other_inserts = 0, other_drops = 0;
     int64_t other_entries = 0;
+    // The watched tables' count minus every entry attributed (sources and other): entries
+    // no event or dump accounts for (inserts during the start-up dump counted twice make it
+    // negative; events lost in the ring buffer, entries made where ctbpf does not hook, or
+    // --proto leaving others out make it positive). 0 when everything adds up.
+    int64_t unattributed = 0;
     Level level = Level::Ok;
     std::vector<std::string> alerts;  // what is wrong and what to do
 };

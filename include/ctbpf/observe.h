@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "ctbpf/aggregator.h"
+#include "ctbpf/baseline.h"
 #include "ctbpf/decode.h"
 #include "ctbpf/kernel.h"
 #include "ctbpf/live_view.h"
@@ -66,7 +67,8 @@ struct ObserverOptions {
     bool aggregate = true;
     std::string proto;              // only this protocol in the per-source detail ("" = all)
     size_t capacity = 1 << 16;      // sources tracked at most
-    // The start-up dump of what the table already holds: auto, on, off.
+    // The start-up dump of what the table already holds: auto, on, off. Taken without
+    // aggregation too (record stores it), see Observer::baselines().
     std::string baseline = "off";
     // Build a LiveModel (watch, serve): reads the table's facts once at start.
     bool model = false;
@@ -85,6 +87,10 @@ public:
     const Session& session() const { return *session_; }
     const Aggregator& aggregator() const { return agg_; }
     const DropCounts& drops() const { return drops_; }
+    // The start-up dump, one per watched namespace (empty if none was taken). Entries we
+    // saw inserted before the dump ran are in the dump too; they are left out here, since
+    // their insert events are delivered (and recorded) as well.
+    const std::vector<Baseline>& baselines() const { return baselines_; }
     // Each watched namespace's table now.
     std::vector<TableState> tables() const;
     // The model (ObserverOptions::model); snapshots of it with this observer's counts.
@@ -99,6 +105,8 @@ private:
 
     EventSink sink_;
     bool aggregate_;
+    bool dumping_ = false;  // events before the start-up dump are aggregated for its correction
+    std::vector<Baseline> baselines_;
     std::optional<uint8_t> proto_;
     Aggregator agg_;
     DropCounts drops_;

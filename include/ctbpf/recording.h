@@ -15,14 +15,16 @@
 #include <string_view>
 #include <vector>
 
+#include "ctbpf/baseline.h"
 #include "ctbpf/decode.h"
 #include "ctbpf/kernel.h"
 #include "ctbpf/table.h"
 
 namespace ctbpf {
 
-// The newest recording format this build reads and the one it writes.
-inline constexpr uint16_t kRecordingVersion = 1;
+// The newest recording format this build reads and the one it writes. Version 2 added the
+// baseline frame and the slab object size; version 1 files are still read.
+inline constexpr uint16_t kRecordingVersion = 2;
 
 struct RecordingHeader {
     uint16_t version = kRecordingVersion;  // as found by the reader; the writer writes its own
@@ -33,6 +35,9 @@ struct RecordingHeader {
     uint64_t ring_bytes = 0, wakeup_bytes = 0;  // the session's ring buffer settings
     std::string hostname, kernel_release, backend;
     std::vector<WatchedNetns> netns;
+    // sizeof(struct nf_conn) as /proc/slabinfo said when recording began; 0: not recorded
+    // (version 1, or slabinfo unreadable), so readers fall back to an estimate.
+    uint32_t object_size = 0;
 
     int64_t wall_ns(uint64_t mono_ts_ns) const {
         return static_cast<int64_t>(mono_ts_ns) + mono_to_wall_ns;
@@ -58,7 +63,7 @@ struct EndSummary {
     uint64_t refused = 0;  // events not recorded because max_bytes was reached
 };
 
-enum class FrameType : uint8_t { Events = 1, Snapshot = 2, Marker = 3, End = 4 };
+enum class FrameType : uint8_t { Events = 1, Snapshot = 2, Marker = 3, End = 4, Baseline = 5 };
 std::string_view frame_type_name(FrameType t);
 
 struct WriterOptions {
@@ -88,6 +93,9 @@ public:
     bool add_event(std::span<const std::byte, 64> record);
     bool add_snapshot(const Snapshot& s);                      // flushes waiting events first
     bool add_marker(std::string_view text, uint64_t ts_ns = 0);  // 0: CLOCK_MONOTONIC now
+    // What one namespace's table held when recording began, per source (several frames if
+    // it does not fit in one). Write it before the events: readers add it as they meet it.
+    bool add_baseline(const Baseline& b, uint64_t ts_ns = 0);  // 0: CLOCK_MONOTONIC now
 
     void tick();   // call from a timer: writes the waiting events once max_frame_age_ms passed
     void flush();  // writes the waiting events as a frame (write(2) only, no fsync)
@@ -119,6 +127,7 @@ struct Frame {
     Snapshot snapshot;           // Snapshot
     std::string marker;          // Marker
     EndSummary end;              // End
+    Baseline baseline;           // Baseline: netns, by_source, total (seconds: not recorded)
 
     std::span<const std::byte, 64> record(size_t i) const {
         return std::span<const std::byte, 64>(raw.data() + 64 * i, 64);

@@ -38,10 +38,22 @@ static RecordingHeader header() {
 }
 
 static void write(const std::string& path, uint32_t events, bool v6, bool close,
-                  size_t per_frame = 4096) {
+                  size_t per_frame = 4096, bool baseline = false) {
+    // The version 1 files in the corpus were written by the version 1 writer: keep them, so
+    // that the replay goes on covering the old format.
+    if (std::filesystem::exists(path)) return;
     WriterOptions o;
     o.max_frame_events = per_frame;
-    RecordingWriter w(path, header(), o);
+    RecordingHeader h = header();
+    if (baseline) h.object_size = 256;
+    RecordingWriter w(path, h, o);
+    if (baseline) {
+        Baseline b;
+        b.netns = 4026531840u;
+        b.total = 1403;
+        b.by_source = {{*Address::parse("10.0.0.9"), 1400}, {*Address::parse("2001:db8::9"), 3}};
+        w.add_baseline(b, 999999000ull);
+    }
     for (uint32_t i = 0; i < events; ++i) w.add_event(encode_event(event(i, v6)));
     w.add_snapshot({1000005000ull, {5, 1, 0, 0, 0, 2, 0}, {{4026531840u, 3, 262144, 65536}}});
     w.add_marker("trigger fired: fill>=90%", 1000006000ull);
@@ -60,11 +72,19 @@ int main(int argc, char** argv) {
     write(d + "/clean_v4.ctrec", 8, false, true);
     write(d + "/clean_v6_small_frames.ctrec", 10, true, true, 4);
     write(d + "/crashed_no_end.ctrec", 6, false, false);
-    { RecordingWriter w(d + "/header_only.ctrec", header()); }
+    if (!std::filesystem::exists(d + "/header_only.ctrec")) RecordingWriter w(d + "/header_only.ctrec", header());
+    write(d + "/clean_v2_baseline.ctrec", 8, false, true, 4096, true);
 
     std::string s = load(d + "/clean_v4.ctrec");
-    std::ofstream(d + "/truncated.ctrec", std::ios::binary) << s.substr(0, s.size() - 20);
-    s = load(d + "/clean_v6_small_frames.ctrec");
-    s[s.size() / 2] ^= 0x40;  // a damaged frame in the middle
-    std::ofstream(d + "/flipped_byte.ctrec", std::ios::binary) << s;
+    if (!std::filesystem::exists(d + "/truncated.ctrec"))
+        std::ofstream(d + "/truncated.ctrec", std::ios::binary) << s.substr(0, s.size() - 20);
+    if (!std::filesystem::exists(d + "/flipped_byte.ctrec")) {
+        s = load(d + "/clean_v6_small_frames.ctrec");
+        s[s.size() / 2] ^= 0x40;  // a damaged frame in the middle
+        std::ofstream(d + "/flipped_byte.ctrec", std::ios::binary) << s;
+    }
+    // Version 2: a baseline frame cut in the middle.
+    s = load(d + "/clean_v2_baseline.ctrec");
+    if (!std::filesystem::exists(d + "/truncated_v2_baseline.ctrec"))
+        std::ofstream(d + "/truncated_v2_baseline.ctrec", std::ios::binary) << s.substr(0, 200);
 }

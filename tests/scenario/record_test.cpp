@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <ctime>
 #include <thread>
 
 #include <fmt/format.h>
@@ -233,4 +234,103 @@ TEST_F(Record, LiveExportWritesAFlameGraph) {
     EXPECT_NE(out.find("127.0.5.1"), std::string::npos);
     EXPECT_NE(out.find("127.0.5.0/24"), std::string::npos);
     std::remove(svg.c_str());
+}
+
+namespace {
+
+// sizeof(struct nf_conn) as this kernel's /proc/slabinfo says.
+long long slab_object_size() {
+    const auto line = sh_ok("awk '$1 == \"nf_conntrack\" {print $4}' /proc/slabinfo");
+    return line.empty() ? 0 : std::stoll(line);
+}
+
+// "2026-11-30T12:34:56.123456Z" -> seconds since the epoch (UTC).
+double parse_wall(const std::string& s) {
+    std::tm tmv{};
+    EXPECT_NE(strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &tmv), nullptr) << s;
+    EXPECT_EQ(s.size(), 27u) << s;  // microseconds and the Z
+    return static_cast<double>(timegm(&tmv)) + std::stod(s.substr(19, 7));
+}
+
+}  // namespace
+
+// Issue "What a new user hit" (2): a host that held the table before recording began is
+// named by report (top by entries), export --metric entries, watch --replay and events,
+// and the recording carries the slab object size and wall-clock times.
+TEST_F(Record, EntriesThatPredateTheRecordingKeepTheirOwner) {
+    Netns ns("old");
+    const std::string file = tmp_path("baseline");
+    loadgen(ns, "--src 127.0.4.1 --flows 60");  // before recording: only a baseline knows them
+    Ctbpf rec({"-o", file, "--netns", ns.name()}, "record");
+    loadgen(ns, "--src 127.0.4.2 --flows 10");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    rec.stop_plain();
+    ASSERT_EQ(rec.exit_status(), 0) << rec.stderr_text();
+    const double now = static_cast<double>(std::time(nullptr));
+
+    const json r = json::parse(sh_ok(fmt::format("{} report --json {}", CTBPF_BIN, file)));
+    ASSERT_TRUE(r.contains("top_by_entries")) << r.dump();
+    ASSERT_GE(r["top_by_entries"].size(), 2u) << r.dump();
+    EXPECT_EQ(r["top_by_entries"][0]["addr"], "127.0.4.1");
+    EXPECT_EQ(r["top_by_entries"][0]["entries"], 60);
+    EXPECT_EQ(r["top_by_entries"][0]["entries_existing"], 60);
+    EXPECT_EQ(r["top_by_entries"][1]["addr"], "127.0.4.2");
+    EXPECT_EQ(r["top_by_entries"][1]["entries"], 10);
+    EXPECT_TRUE(r["baseline"]["recorded"].get<bool>());
+    EXPECT_EQ(r["baseline"]["entries"], 60);
+    const long long objsize = slab_object_size();
+    ASSERT_GT(objsize, 0);
+    EXPECT_EQ(r["object_size"], objsize);
+    EXPECT_FALSE(r["object_size_estimated"].get<bool>());
+    const auto text = sh_ok(fmt::format("{} report {}", CTBPF_BIN, file));
+    EXPECT_NE(text.find("Top sources by entries"), std::string::npos) << text;
+    EXPECT_NE(text.find(fmt::format("entry size           {} bytes", objsize)), std::string::npos) << text;
+
+    // Export: the old entries under their source, with "(existing)" where no port is known.
+    const auto folded = sh_ok(fmt::format("{} export {} --format folded --metric entries --by src,dport", CTBPF_BIN, file));
+    EXPECT_NE(folded.find("127.0.4.1;(existing) 60\n"), std::string::npos) << folded;
+    EXPECT_NE(folded.find("127.0.4.2;:9 10\n"), std::string::npos) << folded;
+
+    // Replay counts them as live watch would have.
+    const auto rp = sh_ok(fmt::format("{} watch --replay {} --speed 20 --json", CTBPF_BIN, file));
+    const auto snaps = lines_of(rp);
+    ASSERT_FALSE(snaps.empty());
+    const json& last = snaps.back();
+    EXPECT_TRUE(last["table"]["baseline"].get<bool>());
+    EXPECT_EQ(last["table"]["baseline_entries"], 60);
+    long long old_entries = -1;
+    for (const auto& s : last["sources"])
+        if (s["addr"] == "127.0.4.1") old_entries = s["entries"].get<long long>();
+    EXPECT_EQ(old_entries, 60) << last.dump();
+
+    // events --from: the summary counts them, and every event has a wall-clock time.
+    const auto ev = lines_of(sh_ok(fmt::format("{} events --from {} --json", CTBPF_BIN, file)));
+    ASSERT_EQ(ev.size(), 11u);
+    for (size_t i = 0; i + 1 < ev.size(); ++i) EXPECT_NEAR(parse_wall(ev[i]["ts_wall"]), now, 30) << ev[i].dump();
+    bool found = false;
+    for (const auto& s : ev.back()["sources"])
+        if (s["addr"] == "127.0.4.1") found = s["entries"] == 60 && s["entries_existing"] == 60;
+    EXPECT_TRUE(found) << ev.back().dump();
+    std::remove(file.c_str());
+}
+
+// Issue (2): live `events` takes the baseline too, and says which figures are since start.
+TEST_F(Record, EventsSummaryCountsEntriesThatPredateIt) {
+    Netns ns("evold");
+    loadgen(ns, "--src 127.0.4.1 --flows 50");
+    Ctbpf ev({"--netns", ns.name()});
+    loadgen(ns, "--src 127.0.4.1 --flows 5 --sport-base 40000");
+    ev.stop();
+    const json& s = ev.summary();
+    EXPECT_TRUE(s["baseline"]["taken"].get<bool>()) << s.dump();
+    EXPECT_EQ(s["baseline"]["entries"], 50);
+    EXPECT_TRUE(s["entries_include_existing"].get<bool>());
+    ASSERT_EQ(s["sources"].size(), 1u) << s.dump();
+    EXPECT_EQ(s["sources"][0]["entries"], 55);
+    EXPECT_EQ(s["sources"][0]["entries_existing"], 50);
+    EXPECT_EQ(s["sources"][0]["inserts"], 5);  // since start, as since_start says
+    EXPECT_NE(std::find(s["since_start"].begin(), s["since_start"].end(), "inserts"), s["since_start"].end());
+    ASSERT_EQ(ev.events().size(), 5u);
+    const double now = static_cast<double>(std::time(nullptr));
+    for (const auto& e : ev.events()) EXPECT_NEAR(parse_wall(e["ts_wall"]), now, 30) << e.dump();
 }

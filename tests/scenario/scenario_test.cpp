@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -231,4 +233,131 @@ TEST_F(Scenario, ProbeNamesTheBackend) {
     EXPECT_TRUE(j["btf"].get<bool>());
     EXPECT_TRUE(j["ringbuf"].get<bool>());
     EXPECT_FALSE(j["backend"].get<std::string>().empty());
+}
+
+namespace {
+
+// Holds `n` TCP connections from `src` to a listener on 127.0.0.1:7000 inside `ns`
+// (established and assured: early_drop never evicts them) until destroyed.
+class HeldTcp {
+public:
+    HeldTcp(const Netns& ns, const std::string& src, int n) {
+        script_ = fmt::format("/tmp/ctbpf-held-tcp-{}.py", getpid());
+        FILE* f = std::fopen(script_.c_str(), "w");
+        std::fprintf(f,
+                     "import socket, sys, time\n"
+                     "srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+                     "srv.bind(('127.0.0.1', 7000)); srv.listen(128)\n"
+                     "held = []\n"
+                     "for i in range(%d):\n"
+                     "    c = socket.socket(); c.bind(('%s', 0)); c.connect(('127.0.0.1', 7000))\n"
+                     "    held += [c, srv.accept()[0]]\n"
+                     "print('ready', flush=True)\n"
+                     "time.sleep(120)\n",
+                     n, src.c_str());
+        std::fclose(f);
+        pid_ = sh_ok(fmt::format("ip netns exec {} /usr/bin/python3 {} > {}.out 2>&1 & echo $!", ns.name(), script_,
+                                 script_));
+        while (!pid_.empty() && (pid_.back() == '\n' || pid_.back() == ' ')) pid_.pop_back();
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (sh("grep -q ready " + script_ + ".out").status != 0 && std::chrono::steady_clock::now() < deadline)
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ~HeldTcp() {
+        sh(fmt::format("kill {} 2>/dev/null; rm -f {} {}.out", pid_, script_, script_));
+    }
+
+private:
+    std::string script_, pid_;
+};
+
+long long sum_entries(const json& snap) {
+    long long n = 0;
+    for (const auto& s : snap["sources"]) n += s["entries"].get<long long>();
+    return n;
+}
+
+}  // namespace
+
+// Issue "What a new user hit" (4): per-source entries must add up to the table. With entries
+// from before ctbpf started, TCP connections held open, unreplied UDP from another source
+// filling the table (drops and early drops), the rows (+ other + unattributed) equal
+// nf_conntrack_count at a quiet moment, and nothing is left unattributed.
+TEST_F(Scenario, PerSourceEntriesAddUpToTheTable) {
+    Netns ns("sum");
+    ConntrackMax max(300);
+    loadgen(ns, "--src 127.0.1.5 --flows 60");  // before ctbpf: found by the baseline
+    Ctbpf w({"--netns", ns.name(), "--interval", "0.5", "--top", "100"}, "watch");
+    HeldTcp tcp(ns, "127.0.1.6", 20);
+    const auto before = ns.stat();
+    loadgen(ns, "--src 127.0.1.7 --flows 400");  // fills the table: drops and early drops
+    const auto after = ns.stat();
+    ASSERT_GT(delta(before, after, "drop"), 0);
+    ASSERT_GT(delta(before, after, "early_drop"), 0);
+
+    // A quiet moment: the kernel's count is the same before and after the snapshot.
+    json snap;
+    bool quiet = false;
+    for (int i = 0; i < 20 && !quiet; ++i) {
+        const long long c0 = ns.count();
+        auto line = w.next_line(3000);
+        ASSERT_TRUE(line);
+        snap = json::parse(*line);
+        quiet = c0 == ns.count() && snap["table"]["count"] == c0;
+    }
+    ASSERT_TRUE(quiet) << snap.dump();
+    const long long count = snap["table"]["count"].get<long long>();
+    const json& tr = snap["tracking"];
+    ASSERT_TRUE(tr.contains("unattributed")) << tr.dump();
+    EXPECT_EQ(sum_entries(snap) + tr["other"]["entries"].get<long long>() + tr["unattributed"].get<long long>(), count)
+        << snap.dump();
+    EXPECT_EQ(tr["unattributed"], 0) << snap.dump();
+    // And each source's figure is the kernel's.
+    const auto by_source = ns.conntrack_by_source();
+    for (const auto& s : snap["sources"]) {
+        const auto it = by_source.find(s["addr"].get<std::string>());
+        const long long real = it == by_source.end() ? 0 : it->second;
+        EXPECT_EQ(s["entries"], real) << s.dump();
+    }
+    EXPECT_EQ(by_source.at("127.0.1.6"), 20);
+}
+
+// Issue (5): the same address in two namespaces is two sources, each with its own count,
+// in events' summary and in watch's JSON.
+TEST_F(Scenario, SameAddressInTwoNamespacesIsTwoSources) {
+    Netns a("nsa"), b("nsb");
+    Ctbpf ev({"--netns", a.name(), "--netns", b.name()});
+    Ctbpf w({"--netns", a.name(), "--netns", b.name(), "--interval", "0.5", "--baseline", "off"}, "watch");
+    loadgen(a, "--src 127.0.1.1 --flows 7");
+    loadgen(b, "--src 127.0.1.1 --flows 13");
+    ev.stop();
+
+    std::map<std::string, long long> inum;  // name -> inode
+    for (const auto& n : ev.summary()["netns"]) inum[n["name"].get<std::string>()] = n["inum"].get<long long>();
+    ASSERT_EQ(inum.size(), 2u);
+    std::map<long long, long long> entries;  // inode -> entries of 127.0.1.1
+    for (const auto& s : ev.summary()["sources"]) {
+        ASSERT_EQ(s["addr"], "127.0.1.1") << s.dump();
+        entries[s["netns"].get<long long>()] = s["entries"].get<long long>();
+    }
+    ASSERT_EQ(entries.size(), 2u) << ev.summary().dump();
+    EXPECT_EQ(entries[inum[a.name()]], 7);
+    EXPECT_EQ(entries[inum[b.name()]], 13);
+
+    json snap;
+    for (int i = 0; i < 10; ++i) {
+        auto line = w.next_line(3000);
+        ASSERT_TRUE(line);
+        snap = json::parse(*line);
+        if (snap["sources"].size() == 2 && snap["totals"]["insert"] == 20) break;
+    }
+    ASSERT_EQ(snap["sources"].size(), 2u) << snap.dump();
+    std::map<std::string, long long> by_name;
+    for (const auto& s : snap["sources"]) {
+        EXPECT_EQ(s["addr"], "127.0.1.1");
+        EXPECT_EQ(s["netns"], inum[s["netns_name"].get<std::string>()]) << s.dump();
+        by_name[s["netns_name"].get<std::string>()] = s["entries"].get<long long>();
+    }
+    EXPECT_EQ(by_name[a.name()], 7);
+    EXPECT_EQ(by_name[b.name()], 13);
 }

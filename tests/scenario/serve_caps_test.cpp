@@ -203,7 +203,7 @@ TEST_F(ServeCaps, UnitCapabilitiesSufficeAsNobodyAndCountEveryInsert) {
     ASSERT_TRUE(got) << metrics;
     EXPECT_GE(want, 50);
     EXPECT_EQ(static_cast<long long>(*got), want) << metrics;
-    EXPECT_EQ(sample(metrics, "ctbpf_source_inserts_total{source=\"127.0.0.5\"}"), 50.0) << metrics;
+    EXPECT_EQ(sample(metrics, "ctbpf_source_inserts_total{source=\"127.0.0.5\",netns=\"self\"}"), 50.0) << metrics;
     EXPECT_EQ(ns.exec(fmt::format("curl -s -o /dev/null -w '%{{http_code}}' http://{}/healthz", kListen)), "200");
     EXPECT_EQ(serve.stderr_text().find("warning"), std::string::npos) << serve.stderr_text();
 }

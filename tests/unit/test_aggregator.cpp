@@ -557,8 +557,9 @@ TEST(Aggregator, DropsPerSourceAndPerDestination) {
     EXPECT_EQ(top[1]->drops, 2u);
     EXPECT_EQ(top[2]->drops, 1u);
     EXPECT_EQ(top[3]->drops, 1u);
-    EXPECT_EQ(top[0]->key, (DestKey{addr("10.99.0.1"), 80, IPPROTO_TCP}));
-    EXPECT_EQ(top[2]->key, (DestKey{addr("10.99.0.1"), 80, IPPROTO_UDP}));
+    // The events' namespace is part of the key now (issue "What a new user hit" (5)).
+    EXPECT_EQ(top[0]->key, (DestKey{addr("10.99.0.1"), 80, IPPROTO_TCP, 4026531840u}));
+    EXPECT_EQ(top[2]->key, (DestKey{addr("10.99.0.1"), 80, IPPROTO_UDP, 4026531840u}));
 }
 
 TEST(Aggregator, TopDestinationsOrderAndTruncation) {
@@ -907,3 +908,73 @@ TEST(DestKey, EqualityAndHash) {
 }
 
 }  // namespace
+
+// Issue "What a new user hit" (5): the same address in two namespaces is two hosts.
+TEST(AggregatorNamespaces, SameAddressInTwoNamespacesIsTwoSources) {
+    Aggregator agg;
+    auto in = [](uint64_t ct, uint32_t netns) {
+        Event e = insert(ct, "127.0.1.1");
+        e.netns = netns;
+        return e;
+    };
+    for (uint64_t i = 0; i < 3; ++i) agg.add(in(100 + i, 11));
+    for (uint64_t i = 0; i < 5; ++i) agg.add(in(200 + i, 22));
+    Event gone = destroy(200, "127.0.1.1");
+    gone.netns = 22;
+    agg.add(gone);
+
+    ASSERT_NE(agg.source(addr("127.0.1.1"), 11), nullptr);
+    ASSERT_NE(agg.source(addr("127.0.1.1"), 22), nullptr);
+    EXPECT_EQ(agg.source(addr("127.0.1.1"), 11)->entries, 3);
+    EXPECT_EQ(agg.source(addr("127.0.1.1"), 22)->entries, 4);
+    EXPECT_EQ(agg.source(addr("127.0.1.1"), 22)->netns, 22u);
+    EXPECT_EQ(agg.source_count(), 2u);
+    // Without a namespace the address is ambiguous now.
+    EXPECT_EQ(agg.source(addr("127.0.1.1")), nullptr);
+    const auto top = agg.top_sources(SortKey::Entries, 10, 0);
+    ASSERT_EQ(top.size(), 2u);
+    EXPECT_EQ(top[0]->netns, 22u);
+    EXPECT_EQ(top[1]->netns, 11u);
+}
+
+TEST(AggregatorNamespaces, BaselineAndDestinationsArePerNamespace) {
+    Aggregator agg;
+    agg.add_baseline(11, addr("10.0.0.1"), 40);
+    agg.add_baseline(22, addr("10.0.0.1"), 7);
+    // A destroy of an entry we never saw inserted takes from its own namespace's baseline.
+    Event d = destroy(999, "10.0.0.1");
+    d.netns = 22;
+    agg.add(d);
+    EXPECT_EQ(agg.source(addr("10.0.0.1"), 11)->entries, 40);
+    EXPECT_EQ(agg.source(addr("10.0.0.1"), 22)->entries, 6);
+    EXPECT_EQ(agg.source(addr("10.0.0.1"), 22)->baseline, 6u);
+
+    Event a = drop("10.0.0.1", "10.99.0.1", 53, IPPROTO_UDP), b = a;
+    a.netns = 11;
+    b.netns = 22;
+    agg.add(a);
+    agg.add(b);
+    agg.add(b);
+    const auto dests = agg.top_destinations(10);
+    ASSERT_EQ(dests.size(), 2u);
+    EXPECT_EQ(dests[0]->key.netns, 22u);
+    EXPECT_EQ(dests[0]->drops, 2u);
+    EXPECT_EQ(dests[1]->key.netns, 11u);
+}
+
+// Issue (4): every entry the aggregator counts is attributed somewhere, so that the live
+// view can show the table's count minus this as "unattributed".
+TEST(AggregatorAttribution, AttributedEntriesIsTheSumOfSourcesAndOther) {
+    Aggregator agg(options(2, 2));
+    agg.add_baseline(4026531840u, addr("10.0.0.9"), 10);
+    uint64_t ct = 1;
+    for (int s = 1; s <= 5; ++s)
+        for (int i = 0; i < s; ++i) agg.add(insert(ct++, "10.0.0." + std::to_string(s)));
+    agg.add(destroy(1, "10.0.0.1"));
+    agg.add(destroy(5000, "10.0.0.9"));  // a baseline entry (or other's) going away
+    agg.add(insert_failed(2, "10.0.0.2"));
+    int64_t sum = agg.other().entries;
+    for (const auto* s : agg.top_sources(SortKey::Entries, 100, 0)) sum += s->entries;
+    EXPECT_EQ(agg.attributed_entries(), sum);
+    EXPECT_EQ(agg.attributed_entries(), 10 + 15 - 1 - 1 - 1);
+}

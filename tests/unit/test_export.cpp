@@ -500,3 +500,15 @@ TEST(ExportDiff, NegatedSvgSizesByBaseline) {
 }
 
 }  // namespace
+
+// Issue "What a new user hit" (2): entries from a recording's start-up baseline know only
+// their namespace and source; deeper levels say so instead of inventing a port.
+TEST(ExportLabels, ExistingEntriesShowTheirSourceAndAnExistingFrame) {
+    FlowKey k = flow("10.1.2.3", 0, 0, 4026531833u);
+    k.existing = true;
+    const Hierarchy h = Hierarchy::parse(ctbpf::kDefaultBy);
+    EXPECT_EQ(h.frames(k), (std::vector<std::string>{"netns 4026531833", "(existing)", "10.1.0.0/16",
+                                                      "10.1.2.0/24", "10.1.2.3", "(existing)"}));
+    EXPECT_EQ(label("dst", k), "(existing)");
+    EXPECT_EQ(label("sport", k), "(existing)");
+}

@@ -25,6 +25,7 @@
 
 #include "ctbpf/decode.h"
 #include "ctbpf/error.h"
+#include "ctbpf/incident.h"
 #include "ctbpf/recording.h"
 
 namespace {
@@ -379,7 +380,7 @@ TEST_F(Recording, RejectsForeignEmptyAndNewerFiles) {
     store(file("newer"), data);
     EXPECT_EQ(error_of(file("newer")),
               "reading recording " + file("newer") +
-                  ": recording format version 99 is newer than this ctbpf supports (1)");
+                  ": recording format version 99 is newer than this ctbpf supports (2)");
 
     data = load(file("v.ctrec"));
     data[60] ^= 1;  // inside the metadata block
@@ -613,3 +614,112 @@ TEST(PreBuffer, HonoursByteCapAndExpiry) {
 }
 
 }  // namespace
+
+// Issue "What a new user hit" (2): a recording keeps what the table held when it began, and
+// the slab object size, so that reports need not guess.
+TEST_F(Recording, BaselineFramesAndObjectSizeRoundTrip) {
+    RecordingHeader h = test_header();
+    h.object_size = 256;
+    Baseline b;
+    b.netns = 4026532001u;
+    b.total = 1407;
+    b.by_source = {{*Address::parse("10.1.2.3"), 1400}, {*Address::parse("2001:db8::7"), 7}};
+    {
+        RecordingWriter w(file("b.ctrec"), h);
+        EXPECT_TRUE(w.add_baseline(b, 999 * kSec));
+        w.add_event(encode_event(make_event(0)));
+        w.close(totals(1));
+    }
+    ReadBack rb = read_all(file("b.ctrec"));
+    EXPECT_TRUE(rb.warnings.empty());
+    EXPECT_EQ(rb.header.version, 2);
+    EXPECT_EQ(rb.header.object_size, 256u);
+    ASSERT_EQ(rb.frames.size(), 3u);
+    const Frame& f = rb.frames[0];
+    ASSERT_EQ(f.type, FrameType::Baseline);
+    EXPECT_EQ(frame_type_name(f.type), "baseline");
+    EXPECT_EQ(f.count, 2u);
+    EXPECT_EQ(f.first_ts_ns, 999 * kSec);
+    EXPECT_EQ(f.baseline.netns, 4026532001u);
+    EXPECT_EQ(f.baseline.total, 1407);
+    ASSERT_EQ(f.baseline.by_source.size(), 2u);
+    EXPECT_EQ(f.baseline.by_source[0].first, *Address::parse("10.1.2.3"));
+    EXPECT_EQ(f.baseline.by_source[0].second, 1400);
+    EXPECT_EQ(f.baseline.by_source[1].first, *Address::parse("2001:db8::7"));
+    EXPECT_EQ(f.baseline.by_source[1].second, 7);
+    EXPECT_EQ(rb.frames[1].type, FrameType::Events);
+}
+
+// A version 1 file (no object size in its metadata, no baseline frames) still reads.
+TEST_F(Recording, Version1FilesStillRead) {
+    std::string data = load(write_sample("v2.ctrec"));
+    const uint32_t meta_len = uint8_t(data[12]) | uint8_t(data[13]) << 8 | uint8_t(data[14]) << 16 |
+                              uint32_t(uint8_t(data[15])) << 24;
+    // Version 1's metadata ended before the object size: take it out, fix length and CRC.
+    const size_t end = 56 + meta_len;
+    std::string v1 = data.substr(0, end - 4) + data.substr(end);  // the CRC moves up 4 bytes
+    v1[8] = 1;
+    v1[9] = 0;
+    const uint32_t len = meta_len - 4;
+    for (int i = 0; i < 4; ++i) v1[12 + i] = char(len >> (8 * i));
+    const uint32_t c = uint32_t(crc32(0, reinterpret_cast<const Bytef*>(v1.data()), uInt(end - 4)));
+    for (int i = 0; i < 4; ++i) v1[end - 4 + i] = char(c >> (8 * i));
+    store(file("v1.ctrec"), v1);
+
+    ReadBack rb = read_all(file("v1.ctrec"));
+    EXPECT_TRUE(rb.warnings.empty()) << rb.warnings.front();
+    EXPECT_EQ(rb.header.version, 1);
+    EXPECT_EQ(rb.header.object_size, 0u);
+    EXPECT_EQ(rb.header.netns.size(), 2u);
+    EXPECT_TRUE(rb.clean);
+    EXPECT_EQ(rb.events, 15u);
+}
+
+// report reads the baseline into its aggregator: a host that held most of the table before
+// recording began is listed by entries, and destroys of its old entries count down.
+TEST_F(Recording, IncidentCountsTheBaselineInEntries) {
+    RecordingHeader h = test_header();
+    h.object_size = 256;
+    const Address old_host = *Address::parse("10.5.5.5"), new_host = *Address::parse("10.6.6.6");
+    {
+        RecordingWriter w(file("i.ctrec"), h);
+        Baseline b;
+        b.netns = 4026531840u;
+        b.total = 1400;
+        b.by_source = {{old_host, 1400}};
+        w.add_baseline(b, 999 * kSec);
+        for (uint32_t i = 0; i < 20; ++i) {
+            Event e;
+            e.kind = EventKind::Insert;
+            e.ts_ns = 1000 * kSec + i;
+            e.ct_id = 100 + i;
+            e.netns = 4026531840u;
+            e.proto = 17;
+            e.src = new_host;
+            e.dst = *Address::parse("10.9.9.9");
+            w.add_event(encode_event(e));
+        }
+        Event d;  // one of the old entries times out
+        d.kind = EventKind::Destroy;
+        d.reason = Reason::Timeout;
+        d.ts_ns = 1001 * kSec;
+        d.ct_id = 5;
+        d.netns = 4026531840u;
+        d.proto = 17;
+        d.src = old_host;
+        d.dst = *Address::parse("10.9.9.9");
+        w.add_event(encode_event(d));
+        w.close(totals(1));
+    }
+    const Incident in = read_incident(file("i.ctrec"));
+    EXPECT_TRUE(in.baseline);
+    EXPECT_EQ(in.baseline_entries, 1400);
+    EXPECT_EQ(in.header.object_size, 256u);
+    const auto top = in.agg->top_sources(SortKey::Entries, 5, 0);
+    ASSERT_EQ(top.size(), 2u);
+    EXPECT_EQ(top[0]->addr, old_host);
+    EXPECT_EQ(top[0]->entries, 1399);
+    EXPECT_EQ(top[0]->netns, 4026531840u);
+    EXPECT_EQ(top[1]->addr, new_host);
+    EXPECT_EQ(top[1]->entries, 20);
+}

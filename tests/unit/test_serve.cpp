@@ -420,3 +420,24 @@ TEST(Http, ServesOverLoopbackDespiteHostileClients) {
     for (int fd : hogs) close(fd);
     EXPECT_NE(get(addr, "/metrics").find("m 999"), std::string::npos);
 }
+
+// Issue "What a new user hit" (5) and (4): per-source series name their namespace, so the
+// same address in two namespaces is two series; unattributed entries are a gauge.
+TEST(Exposition, SourcesCarryTheirNamespaceAndUnattributedIsExposed) {
+    Fixture fx(2);
+    fx.snap.unattributed = -3;
+    fx.top.by_entries[1].addr = fx.top.by_entries[0].addr;
+    fx.top.by_entries[0].netns_name = "host";
+    fx.top.by_entries[1].netns_name = "blue";
+    fx.top.destinations[0].netns_name = "host";
+    const auto fams = parse(render(fx.snap, fx.top, Exposition{"0.1.0", 20}, Format::PrometheusText),
+                            Format::PrometheusText);
+    const auto& entries = fams.at("ctbpf_source_entries").samples;
+    ASSERT_EQ(entries.size(), 2u);
+    EXPECT_EQ(entries[0].first.at("source"), entries[1].first.at("source"));
+    EXPECT_EQ(entries[0].first.at("netns"), "host");
+    EXPECT_EQ(entries[1].first.at("netns"), "blue");
+    EXPECT_EQ(fams.at("ctbpf_destination_drops_total").samples[0].first.at("netns"), "host");
+    ASSERT_EQ(fams.at("ctbpf_unattributed_entries").samples.size(), 1u);
+    EXPECT_EQ(fams.at("ctbpf_unattributed_entries").samples[0].second, "-3");
+}

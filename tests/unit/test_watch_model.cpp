@@ -179,3 +179,57 @@ TEST(WatchModel, RowsFollowSortAndCidr) {
     EXPECT_EQ(s.sources[0].addr.to_string(), "192.168.1.7");
     EXPECT_EQ(s.sources[0].entries, 3);
 }
+
+// Issue "What a new user hit" (4): what no source accounts for is shown as its own row, so
+// that sources + other + unattributed always equals the table's count.
+TEST(WatchModel, UnattributedIsTheTableCountMinusEveryAttributedEntry) {
+    Fake f;
+    f.tables = {{1, 30, 1000, 1024}, {2, 12, 1000, 1024}};
+    LiveModel m(f.source(), TableFacts{}, true, 10);
+    Aggregator agg(Aggregator::Options{2, 2});
+    agg.add_baseline(1, *Address::parse("10.0.0.9"), 10);
+    uint64_t ct = 1;
+    for (int s = 1; s <= 4; ++s)
+        for (int i = 0; i < 5; ++i) {
+            Event e = insert(ct++, ("10.0.0." + std::to_string(s)).c_str(), f.now - 1'500'000'000ull);
+            e.netns = 1 + s % 2;
+            agg.add(e);
+        }
+    ModelOptions o;
+    o.top = 1;  // rows shown do not matter: the figure covers every source
+    const LiveSnapshot s = m.take(agg, DropCounts{0, 0}, o);
+    EXPECT_EQ(s.unattributed, 42 - 30);
+    const auto j = to_json(s);
+    EXPECT_EQ(j["tracking"]["unattributed"], 12);
+    EXPECT_NE(to_text(s).find("(unattributed)"), std::string::npos) << to_text(s);
+}
+
+// Issue (5): rows carry their namespace (inode and name), in JSON and, with several
+// namespaces, in the text view.
+TEST(WatchModel, SourceRowsNameTheirNamespace) {
+    Fake f;
+    f.tables = {{1, 10, 1000, 1024}, {2, 10, 1000, 1024}};
+    LiveModel m(f.source(), TableFacts{}, false, 0);
+    Aggregator agg;
+    uint64_t ct = 1;
+    for (uint32_t ns : {1u, 2u, 2u}) {
+        Event e = insert(ct++, "127.0.1.1", f.now - 1'500'000'000ull);
+        e.netns = ns;
+        agg.add(e);
+    }
+    ModelOptions o;
+    o.sort = SourceSort::Entries;
+    const LiveSnapshot s = m.take(agg, DropCounts{0, 0}, o);
+    ASSERT_EQ(s.sources.size(), 2u);
+    EXPECT_EQ(s.sources[0].netns, 2u);
+    EXPECT_EQ(s.sources[0].netns_name, "b");
+    EXPECT_EQ(s.sources[0].entries, 2);
+    EXPECT_EQ(s.sources[1].netns_name, "a");
+    const auto j = to_json(s);
+    EXPECT_EQ(j["sources"][0]["netns"], 2);
+    EXPECT_EQ(j["sources"][0]["netns_name"], "b");
+    EXPECT_EQ(j["sources"][1]["netns"], 1);
+    const std::string text = to_text(s);
+    EXPECT_NE(text.find("127.0.1.1 [b]"), std::string::npos) << text;
+    EXPECT_NE(text.find("127.0.1.1 [a]"), std::string::npos) << text;
+}

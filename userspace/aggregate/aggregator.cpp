@@ -90,7 +90,12 @@ double RateHistory::rate(uint64_t now_sec, unsigned window) const {
 }
 
 size_t DestKeyHash::operator()(const DestKey& k) const noexcept {
-    return AddressHash{}(k.addr) ^ (size_t{k.port} << 17) ^ (size_t{k.proto} << 40);
+    return AddressHash{}(k.addr) ^ (size_t{k.port} << 17) ^ (size_t{k.proto} << 40) ^ (size_t{k.netns} << 23);
+}
+
+size_t SourceKeyHash::operator()(const SourceKey& k) const noexcept {
+    // Namespace inodes are close together: spread them over the word (SpaceSaving mixes again).
+    return AddressHash{}(k.addr) ^ (size_t{k.netns} * 0x9e3779b97f4a7c15ull);
 }
 
 Aggregator::Aggregator(Options opt) : opt_(opt), sources_(opt.max_sources), dests_(opt.max_destinations) {}
@@ -108,10 +113,15 @@ void fold(SourceStats& into, const SourceStats& from) {
 }
 }  // namespace
 
-Aggregator::Sources::Entry& Aggregator::track(const Address& a, uint64_t weight) {
-    auto& e = sources_.add(a, weight, [&](const Sources::Entry& old) { fold(other_, old.payload); });
+Aggregator::Sources::Entry& Aggregator::track(const SourceKey& k, uint64_t weight) {
+    if (k.netns != only_netns_ && !many_netns_) {
+        if (sources_.total() == 0) only_netns_ = k.netns;
+        else many_netns_ = true;
+    }
+    auto& e = sources_.add(k, weight, [&](const Sources::Entry& old) { fold(other_, old.payload); });
     if (e.payload.epoch == 0) {  // a new slot (or one taken over): start this key's period
-        e.payload.addr = a;
+        e.payload.addr = k.addr;
+        e.payload.netns = k.netns;
         e.payload.epoch = next_epoch_++;
         if (next_epoch_ == 0) next_epoch_ = 1;
         e.payload.activity_error = e.error;
@@ -130,10 +140,11 @@ void Aggregator::add(const Event& e) {
     if (k < seen_.size()) seen_[k]++;
     switch (e.kind) {
         case EventKind::Insert: {
-            auto& tracked = track(e.src, 1);
+            auto& tracked = track(SourceKey{e.src, e.netns}, 1);
             SourceStats& s = tracked.payload;
             s.inserts++;
             s.entries++;
+            attributed_++;
             s.insert_rate.add(e.ts_ns / 1'000'000'000ull);
             live_.insert_or_assign(e.ct_id, Owner{sources_.slot_of(tracked), s.epoch});
             break;
@@ -143,19 +154,20 @@ void Aggregator::add(const Event& e) {
             if (const auto o = live_.take(e.ct_id)) {
                 SourceStats& s = owner(*o);
                 s.entries--;
+                attributed_--;
                 if (s.inserts) s.inserts--;
                 // The insert was counted in the second it was announced, close to this one.
                 s.insert_rate.remove(e.ts_ns / 1'000'000'000ull);
                 s.insert_failed++;
             } else {
-                auto* f = sources_.find(e.src);
+                auto* f = sources_.find(SourceKey{e.src, e.netns});
                 (f ? f->payload : other_).insert_failed++;
             }
             break;
         }
         case EventKind::Drop: {
-            track(e.src, 1).payload.drops++;
-            const DestKey key{e.dst, e.dport, e.proto};
+            track(SourceKey{e.src, e.netns}, 1).payload.drops++;
+            const DestKey key{e.dst, e.dport, e.proto, e.netns};
             auto& d = dests_.add(key, 1, [&](const Dests::Entry& old) { other_dest_.drops += old.payload.drops; });
             d.payload.key = key;
             d.payload.drops++;
@@ -167,13 +179,15 @@ void Aggregator::add(const Event& e) {
             if (const auto o = live_.take(e.ct_id)) {
                 s = &owner(*o);
                 s->entries--;
+                attributed_--;
             } else {
                 // Inserted before we started: part of the baseline, if one was taken.
-                auto* f = sources_.find(e.src);
+                auto* f = sources_.find(SourceKey{e.src, e.netns});
                 s = f ? &f->payload : &other_;
                 if (s->baseline > 0) {
                     s->baseline--;
                     s->entries--;
+                    attributed_--;
                 }
             }
             if (e.kind == EventKind::EarlyDrop) s->early_drops++;
@@ -183,15 +197,21 @@ void Aggregator::add(const Event& e) {
     }
 }
 
-void Aggregator::add_baseline(const Address& a, int64_t entries) {
+void Aggregator::add_baseline(uint32_t netns, const Address& a, int64_t entries) {
     if (entries <= 0) return;
-    SourceStats& s = track(a, static_cast<uint64_t>(entries)).payload;
-    s.baseline += entries;
+    entries = std::min<int64_t>(entries, UINT32_MAX);  // more than any table can hold
+    SourceStats& s = track(SourceKey{a, netns}, static_cast<uint64_t>(entries)).payload;
+    s.baseline = static_cast<uint32_t>(std::min<int64_t>(UINT32_MAX, int64_t{s.baseline} + entries));
     s.entries += entries;
+    attributed_ += entries;
 }
 
 const SourceStats* Aggregator::source(const Address& a) const {
-    auto* e = sources_.find(a);
+    return many_netns_ ? nullptr : source(a, only_netns_);
+}
+
+const SourceStats* Aggregator::source(const Address& a, uint32_t netns) const {
+    auto* e = sources_.find(SourceKey{a, netns});
     return e ? &e->payload : nullptr;
 }
 
@@ -216,7 +236,8 @@ std::vector<const SourceStats*> Aggregator::top_sources(SortKey key, size_t n, u
     };
     auto better = [](const Keyed& a, const Keyed& b) {
         if (a.m != b.m) return a.m > b.m;
-        return std::tie(a.s->addr.family, a.s->addr.bytes) < std::tie(b.s->addr.family, b.s->addr.bytes);
+        return std::tie(a.s->addr.family, a.s->addr.bytes, a.s->netns) <
+               std::tie(b.s->addr.family, b.s->addr.bytes, b.s->netns);
     };
     n = std::min(n, sources_.size());
     // Bounded selection: a heap of the best n so far, its worst on top, so that each source
@@ -273,8 +294,8 @@ std::vector<const DestStats*> Aggregator::top_destinations(size_t n) const {
     dests_.for_each([&](const Dests::Entry& e) { v.push_back(&e.payload); });
     auto better = [](const DestStats* a, const DestStats* b) {
         if (a->drops != b->drops) return a->drops > b->drops;
-        return std::tie(a->key.addr.family, a->key.addr.bytes, a->key.port, a->key.proto) <
-               std::tie(b->key.addr.family, b->key.addr.bytes, b->key.port, b->key.proto);
+        return std::tie(a->key.addr.family, a->key.addr.bytes, a->key.port, a->key.proto, a->key.netns) <
+               std::tie(b->key.addr.family, b->key.addr.bytes, b->key.port, b->key.proto, b->key.netns);
     };
     n = std::min(n, v.size());
     std::partial_sort(v.begin(), v.begin() + static_cast<long>(n), v.end(), better);

@@ -78,6 +78,13 @@ Incident read_incident(const std::string& path, size_t capacity) {
             case FrameType::Marker:
                 in.markers.push_back({h.wall_ns(f.first_ts_ns), f.marker});
                 break;
+            case FrameType::Baseline:
+                // Written before the events: entries the recorder found in the table when it
+                // started (already net of those it then saw inserted).
+                for (const auto& [addr, n] : f.baseline.by_source) in.agg->add_baseline(f.baseline.netns, addr, n);
+                in.baseline_entries += f.baseline.total;
+                in.baseline = true;
+                break;
             case FrameType::End:
                 in.totals = f.end.totals;
                 note_time(h.wall_ns(f.end.ts_ns));

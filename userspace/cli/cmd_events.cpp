@@ -41,13 +41,21 @@ int events_from_file(const EventsArgs& a) {
     Frame f;
     uint64_t first = 0, last = 0;
     KernelTotals totals;
+    bool baseline = false;
+    int64_t baseline_entries = 0;
     while (r.next(f)) {
         if (f.type == FrameType::Snapshot) totals = f.snapshot.totals;
         if (f.type == FrameType::End) totals = f.end.totals;
+        if (f.type == FrameType::Baseline) {
+            for (const auto& [addr, n] : f.baseline.by_source) agg.add_baseline(f.baseline.netns, addr, n);
+            baseline = true;
+            baseline_entries += f.baseline.total;
+        }
         if (f.type != FrameType::Events) continue;
         for (const Event& e : f.events) {
-            if (a.json) format_event_json(out, e, reason_name(e.reason));
-            else format_event_text(out, e, reason_name(e.reason));
+            const int64_t wall = r.header().wall_ns(e.ts_ns);
+            if (a.json) format_event_json(out, e, reason_name(e.reason), wall);
+            else format_event_text(out, e, reason_name(e.reason), wall);
             agg.add(e);
             if (!first) first = e.ts_ns;
             last = e.ts_ns;
@@ -57,7 +65,7 @@ int events_from_file(const EventsArgs& a) {
     for (const auto& w : r.warnings()) fmt::print(stderr, "ctbpf: warning: {}\n", w);
     BackendChoice choice{parse_backend(r.header().backend).value_or(Backend::Tracepoint), "recorded"};
     SummaryInput in{choice, r.header().netns, totals, agg, static_cast<double>(last - first) / 1e9,
-                    last / 1'000'000'000ull + 1, a.top, 0};
+                    last / 1'000'000'000ull + 1, a.top, 0, baseline, baseline_entries};
     fmt::format_to(std::back_inserter(out), "{}", a.json ? format_summary_json(in) : format_summary_text(in));
     flush(out);
     return 0;
@@ -74,9 +82,14 @@ int cmd_events(const EventsArgs& a) {
     oo.netns = a.netns;
     oo.ring_bytes = a.ring_mib << 20;
     oo.verbose = a.verbose;
+    // As watch: the summary's per-source entries then include what the table already held.
+    oo.baseline = "auto";
+    // The recordings' own pairing of the two clocks (events carry CLOCK_MONOTONIC).
+    const int64_t mono_to_wall = host_header().mono_to_wall_ns;
     Observer obs(oo, [&](const Event& e, std::span<const std::byte, 64>) {
-        if (a.json) format_event_json(out, e, reason_name(e.reason));
-        else format_event_text(out, e, reason_name(e.reason));
+        const int64_t wall = static_cast<int64_t>(e.ts_ns) + mono_to_wall;
+        if (a.json) format_event_json(out, e, reason_name(e.reason), wall);
+        else format_event_text(out, e, reason_name(e.reason), wall);
     });
     Session& s = obs.session();
     fmt::print(stderr, "{}\n", watching_line(s));
@@ -92,8 +105,10 @@ int cmd_events(const EventsArgs& a) {
 
     const KernelTotals totals = obs.finish();
     const uint64_t now = monotonic_ns();
+    int64_t baseline_entries = 0;
+    for (const auto& b : obs.baselines()) baseline_entries += b.total;
     SummaryInput in{s.choice(), s.watched(), totals, obs.aggregator(), static_cast<double>(now - start) / 1e9,
-                    now / 1'000'000'000ull, a.top, obs.drops().table_full};
+                    now / 1'000'000'000ull, a.top, obs.drops().table_full, !obs.baselines().empty(), baseline_entries};
     if (a.json) fmt::format_to(std::back_inserter(out), "{}", format_summary_json(in));
     else fmt::format_to(std::back_inserter(out), "{}", format_summary_text(in));
     if (!reader_gone) flush(out);

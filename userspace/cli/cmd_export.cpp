@@ -3,6 +3,8 @@
 // a self-contained SVG flame graph, JSON lines or CSV; --diff against a quiet recording.
 #include <fstream>
 #include <iostream>
+#include <map>
+#include <tuple>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -30,10 +32,16 @@ Metric parse_metric(const std::string& m) {
 
 FlowKey key_of(const Event& e) { return FlowKey{e.netns, e.proto, e.src, e.dst, e.sport, e.dport}; }
 
-// Feeds events into stacks by metric. Entries: live at the end (inserted, not yet gone).
+// Feeds events into stacks by metric. Entries: live at the end (inserted, not yet gone),
+// plus what the start-up baseline found and no destroy took away since.
 class Collector {
 public:
     Collector(Metric m, StackAggregator& out) : m_(m), out_(out) {}
+    void add_baseline(const Baseline& b) {
+        if (m_ != Metric::Entries) return;
+        for (const auto& [addr, n] : b.by_source)
+            if (n > 0) existing_[key(b.netns, addr)] += n;
+    }
     void add(const Event& e) {
         switch (m_) {
             case Metric::Inserts:
@@ -43,28 +51,50 @@ public:
                 if (e.kind == EventKind::Drop) out_.add(key_of(e));
                 break;
             case Metric::Entries:
-                if (e.kind == EventKind::Insert) live_[e.ct_id] = key_of(e);
-                else if (e.kind != EventKind::Drop) live_.erase(e.ct_id);
+                if (e.kind == EventKind::Insert) {
+                    live_[e.ct_id] = key_of(e);
+                } else if (e.kind == EventKind::InsertFailed) {
+                    live_.erase(e.ct_id);
+                } else if (e.kind != EventKind::Drop && live_.erase(e.ct_id) == 0) {
+                    // Not seen inserted: one of the entries the baseline counted, if any.
+                    auto it = existing_.find(key(e.netns, e.src));
+                    if (it != existing_.end() && --it->second == 0) existing_.erase(it);
+                }
                 break;
         }
     }
     void finish() {
         for (const auto& [id, k] : live_) out_.add(k);
         live_.clear();
+        for (const auto& [k, n] : existing_) {
+            FlowKey fk;
+            fk.netns = std::get<0>(k);
+            fk.src.family = std::get<1>(k);
+            fk.src.bytes = std::get<2>(k);
+            fk.existing = true;
+            out_.add(fk, static_cast<uint64_t>(n));
+        }
+        existing_.clear();
     }
 
 private:
+    using SourceId = std::tuple<uint32_t, uint8_t, std::array<uint8_t, 16>>;  // netns, family, address
+    static SourceId key(uint32_t netns, const Address& a) { return {netns, a.family, a.bytes}; }
+
     Metric m_;
     StackAggregator& out_;
     std::unordered_map<uint64_t, FlowKey> live_;
+    std::map<SourceId, int64_t> existing_;
 };
 
 void collect_file(const std::string& path, Collector& c) {
     RecordingReader r(path);
     Frame f;
-    while (r.next(f))
+    while (r.next(f)) {
+        if (f.type == FrameType::Baseline) c.add_baseline(f.baseline);
         if (f.type == FrameType::Events)
             for (const Event& e : f.events) c.add(e);
+    }
     for (const auto& w : r.warnings()) fmt::print(stderr, "ctbpf: warning: {}: {}\n", path, w);
     c.finish();
 }
@@ -86,7 +116,9 @@ int cmd_export(const ExportArgs& a) {
         ObserverOptions oo;
         oo.netns = a.netns;
         oo.aggregate = false;
+        if (metric == Metric::Entries) oo.baseline = "auto";  // as a recording would have it
         Observer obs(oo, [&](const Event& e, std::span<const std::byte, 64>) { c.add(e); });
+        for (const Baseline& b : obs.baselines()) c.add_baseline(b);
         fmt::print(stderr, "{}\nctbpf: capturing for {:g} s\n", watching_line(obs.session()), secs);
         LoopOptions lo;
         lo.duration = std::chrono::milliseconds(static_cast<int64_t>(secs * 1000));

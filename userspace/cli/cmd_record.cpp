@@ -5,7 +5,10 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <memory>
+#include <sstream>
+#include <vector>
 #include <optional>
 
 #include <fmt/format.h>
@@ -16,6 +19,7 @@
 #include "ctbpf/recording.h"
 #include "ctbpf/clock.h"
 #include "ctbpf/observe.h"
+#include "ctbpf/system.h"
 #include "ctbpf/units.h"
 #include "format.h"
 
@@ -31,6 +35,17 @@ void rotate_files(const std::string& path, size_t keep) {
     for (size_t i = keep; i > 1; --i) fs::rename(fmt::format("{}.{}", path, i - 1), fmt::format("{}.{}", path, i), ec);
     fs::rename(path, path + ".1", ec);
     if (ec) throw Error(fmt::format("rotating {}: {}", path, ec.message()));
+}
+
+// sizeof(struct nf_conn) from /proc/slabinfo (root only; one slab cache for every
+// namespace), so that report computes memory with this kernel's size, not a guess. 0: unknown.
+uint32_t slab_object_size() {
+    std::ifstream in("/proc/slabinfo");
+    if (!in) return 0;
+    std::stringstream text;
+    text << in.rdbuf();
+    const auto size = parse_slabinfo_objsize(text.str());
+    return size && *size <= UINT32_MAX ? static_cast<uint32_t>(*size) : 0;
 }
 
 }  // namespace
@@ -56,11 +71,17 @@ int cmd_record(const RecordArgs& a) {
     std::string failure;  // a write error seen inside the ring-buffer callback
     bool limit = false;
 
+    // Events delivered while the Observer takes its start-up dump, before the file exists.
+    std::vector<std::array<std::byte, 64>> early;
+
     // Records arrive with the drop's attributed reason written in (Observer).
     auto on_record = [&](const Event&, std::span<const std::byte, 64> r) {
         if (!failure.empty() || limit) return;
         try {
-            if (!capturing) prebuffer.add_event(r);
+            if (!writer) {
+                early.emplace_back();
+                std::memcpy(early.back().data(), r.data(), r.size());
+            } else if (!capturing) prebuffer.add_event(r);
             else if (!writer->add_event(r)) limit = true;
         } catch (const Error& e) {
             failure = e.what();  // exceptions must not cross libbpf's C frames
@@ -72,6 +93,9 @@ int cmd_record(const RecordArgs& a) {
     oo.netns = a.netns;
     oo.ring_bytes = a.ring_mib << 20;
     oo.aggregate = false;
+    // Like watch: what the table held before recording began, so that reports, exports and
+    // replays can name the owners of entries older than the recording.
+    oo.baseline = "auto";
     Observer obs(oo, on_record);
     Session& s = obs.session();
 
@@ -80,9 +104,18 @@ int cmd_record(const RecordArgs& a) {
     header.netns = s.watched();
     header.ring_bytes = oo.ring_bytes;
     header.wakeup_bytes = SessionOptions{}.wakeup_bytes;  // the Observer keeps the default
+    header.object_size = slab_object_size();
     WriterOptions wo;
     wo.max_bytes = max_size;
     writer = std::make_unique<RecordingWriter>(a.output, header, wo);
+    // The baseline first, so that a reader knows the old entries before their destroys.
+    // A triggered capture keeps it too: entries older than the capture are then attributed.
+    for (const Baseline& b : obs.baselines()) writer->add_baseline(b);
+    for (const auto& r : early) {
+        if (!capturing) prebuffer.add_event(r);
+        else if (!writer->add_event(r)) limit = true;
+    }
+    early = {};
     fmt::print(stderr, "{}\nctbpf: recording to {}{}\n", watching_line(s), a.output,
                trigger.armed() ? fmt::format(" when {} (keeping the last {:g} s in memory, then {:g} s after)",
                                              trigger.text, pre, post)
@@ -147,6 +180,8 @@ int cmd_record(const RecordArgs& a) {
                 writer->close(s.totals());
                 writer.reset();
                 rotate_files(a.output, a.keep);
+                // Later files carry no baseline: what the table held when they began is not
+                // known here (record does not aggregate); docs/recording-format.md says so.
                 writer = std::make_unique<RecordingWriter>(a.output, header, wo);
             }
         } catch (const Error& e) {

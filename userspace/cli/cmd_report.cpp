@@ -30,6 +30,12 @@ std::string wall(int64_t ns) {
 
 std::string opt_wall(const std::optional<int64_t>& ns) { return ns ? wall(*ns) : std::string("never"); }
 
+std::string netns_name(const RecordingHeader& h, uint32_t inum) {
+    for (const auto& w : h.netns)
+        if (w.inum == inum) return w.name;
+    return std::to_string(inum);
+}
+
 // The advice `status` gives, for the table as it was at its peak.
 Assessment advice_for(const Incident& in) {
     TableFacts f;
@@ -39,6 +45,11 @@ Assessment advice_for(const Incident& in) {
     f.counters["drop"] = static_cast<uint64_t>(std::max<int64_t>(0, in.totals.drop));
     f.counters["early_drop"] = static_cast<uint64_t>(std::max<int64_t>(0, in.totals.early_drop));
     f.kernel_log.readable = true;
+    // The recorder's own slab object size (version 2); older files leave the estimate.
+    if (in.header.object_size > 0) {
+        f.object_size = in.header.object_size;
+        f.object_size_estimated = false;
+    }
     return assess(f);
 }
 
@@ -50,6 +61,7 @@ int cmd_report(const ReportArgs& a) {
     const Assessment as = advice_for(in);
     const auto by_inserts = in.agg->top_sources(SortKey::Inserts, a.top, 0);
     const auto by_drops = in.agg->top_sources(SortKey::Drops, a.top, 0);
+    const auto by_entries = in.agg->top_sources(SortKey::Entries, a.top, 0);
     const auto dests = in.agg->top_destinations(a.top);
     const KernelTotals& t = in.totals;
 
@@ -71,23 +83,33 @@ int cmd_report(const ReportArgs& a) {
         j["totals"] = {{"insert", t.insert},       {"drop", t.drop},   {"early_drop", t.early_drop},
                        {"insert_failed", t.insert_failed}, {"destroy", t.destroy}, {"lost", t.lost}};
         j["events"] = in.events;
+        j["object_size"] = in.header.object_size ? uint64_t{in.header.object_size} : kDefaultConntrackObjectSize;
+        j["object_size_estimated"] = in.header.object_size == 0;
+        j["memory_at_peak_bytes"] = as.memory.now_bytes;
+        j["baseline"] = {{"recorded", in.baseline}, {"entries", in.baseline_entries}};
+        // inserts, drops and early drops are counted over the recording; entries are the
+        // ones live at its end, including those older than it when a baseline was recorded.
+        j["entries_include_existing"] = in.baseline;
         j["timeline"] = json::array();
         for (const auto& p : in.timeline)
             j["timeline"].push_back({{"ns", p.wall_ns}, {"count", p.count}, {"max", p.max}, {"fill", p.fill},
                                      {"inserts_per_s", p.inserts_s}, {"drops_per_s", p.drops_s},
                                      {"early_drops_per_s", p.early_drops_s}});
-        auto rows = [](const std::vector<const SourceStats*>& v) {
+        auto rows = [&](const std::vector<const SourceStats*>& v) {
             json arr = json::array();
             for (const auto* s : v)
-                arr.push_back({{"addr", s->addr.to_string()}, {"inserts", s->inserts}, {"drops", s->drops},
-                               {"early_drops", s->early_drops}, {"entries", s->entries}});
+                arr.push_back({{"addr", s->addr.to_string()}, {"netns", s->netns},
+                               {"netns_name", netns_name(in.header, s->netns)}, {"inserts", s->inserts},
+                               {"drops", s->drops}, {"early_drops", s->early_drops}, {"entries", s->entries},
+                               {"entries_existing", s->baseline}});
             return arr;
         };
         j["top_by_inserts"] = rows(by_inserts);
         j["top_by_drops"] = rows(by_drops);
+        j["top_by_entries"] = rows(by_entries);
         j["destinations"] = json::array();
         for (const auto* d : dests)
-            j["destinations"].push_back({{"addr", d->key.addr.to_string()}, {"port", d->key.port},
+            j["destinations"].push_back({{"addr", d->key.addr.to_string()}, {"netns", d->key.netns}, {"port", d->key.port},
                                          {"proto", proto_name(d->key.proto)}, {"drops", d->drops}});
         j["markers"] = json::array();
         for (const auto& m : in.markers) j["markers"].push_back({{"ns", m.wall_ns}, {"text", m.text}});
@@ -113,6 +135,13 @@ int cmd_report(const ReportArgs& a) {
     fmt::format_to(o, "  kernel totals        insert {}  drop {}  early_drop {}  insert_failed {}  destroy {}\n",
                    t.insert, t.drop, t.early_drop, t.insert_failed, t.destroy);
     fmt::format_to(o, "  events recorded      {} (lost in the ring buffer: {})\n", in.events, t.lost);
+    fmt::format_to(o, "  entry size           {} bytes{}  (memory at the peak {})\n",
+                   in.header.object_size ? in.header.object_size : kDefaultConntrackObjectSize,
+                   in.header.object_size ? " (recorded from /proc/slabinfo)" : " (estimated: not in the recording)",
+                   human_bytes(as.memory.now_bytes));
+    fmt::format_to(o, "  existing entries     {}\n",
+                   in.baseline ? fmt::format("{} in the table when recording began (attributed below)", in.baseline_entries)
+                               : std::string("not recorded: entries below count only those made during the recording"));
     for (const auto& m : in.markers) fmt::format_to(o, "  {}  {}\n", wall(m.wall_ns), m.text);
 
     fmt::format_to(o, "\nTimeline (per second)\n  {:<27} {:>7} {:>10} {:>10} {:>12}\n", "time", "fill", "inserts/s",
@@ -128,17 +157,27 @@ int cmd_report(const ReportArgs& a) {
     }
     if (step > 1) fmt::format_to(o, "  (one row per {} s: the worst second of each)\n", step);
 
+    // With several namespaces the same address can be two hosts: name the namespace.
+    const bool many = in.header.netns.size() > 1;
+    auto who = [&](const Address& addr, uint32_t netns) {
+        return many ? fmt::format("{} [{}]", addr.to_string(), netns_name(in.header, netns)) : addr.to_string();
+    };
     auto table = [&](const char* title, const std::vector<const SourceStats*>& v) {
         fmt::format_to(o, "\n{}\n  {:<39} {:>10} {:>10} {:>11}\n", title, "source", "inserts", "drops", "early drops");
         for (const auto* s : v)
-            fmt::format_to(o, "  {:<39} {:>10} {:>10} {:>11}\n", s->addr.to_string(), s->inserts, s->drops,
+            fmt::format_to(o, "  {:<39} {:>10} {:>10} {:>11}\n", who(s->addr, s->netns), s->inserts, s->drops,
                            s->early_drops);
     };
     table("Top sources by inserts", by_inserts);
     table("Top sources by drops", by_drops);
+    fmt::format_to(o, "\nTop sources by entries (live at the end{})\n  {:<39} {:>10} {:>10}\n",
+                   in.baseline ? ", including those older than the recording" : ", made during the recording only",
+                   "source", "entries", "existing");
+    for (const auto* s : by_entries)
+        fmt::format_to(o, "  {:<39} {:>10} {:>10}\n", who(s->addr, s->netns), s->entries, s->baseline);
     fmt::format_to(o, "\nWho lost packets\n  {:<39} {:>6} {:>6} {:>10}\n", "destination", "port", "proto", "drops");
     for (const auto* d : dests)
-        fmt::format_to(o, "  {:<39} {:>6} {:>6} {:>10}\n", d->key.addr.to_string(), d->key.port,
+        fmt::format_to(o, "  {:<39} {:>6} {:>6} {:>10}\n", who(d->key.addr, d->key.netns), d->key.port,
                        proto_name(d->key.proto), d->drops);
     fmt::format_to(o, "\nHealth at the peak: {}\n", level_name(as.health.level));
     for (const auto& r : as.health.reasons) fmt::format_to(o, "  - {}\n", r);

@@ -100,6 +100,21 @@ int replay(const WatchArgs& a) {
     std::vector<TableState> tables;
     Frame f;
     bool have = r.next(f), done = !have;
+    // The start-up baseline comes first in the file (version 2): the entries that were in
+    // the table before recording began, so that replay counts them as live watch did.
+    bool baseline = false;
+    int64_t baseline_entries = 0;
+    auto add_baseline = [&] {
+        for (const auto& [addr, n] : f.baseline.by_source)
+            if (!proto) agg.add_baseline(f.baseline.netns, addr, n);  // the dump has no protocol
+        baseline = true;
+        baseline_entries += f.baseline.total;
+    };
+    while (have && f.type == FrameType::Baseline) {
+        add_baseline();
+        have = r.next(f);
+        done = !have;
+    }
     uint64_t clock = 0;  // recording time shown so far
     if (have) clock = f.type == FrameType::Snapshot ? f.snapshot.ts_ns : f.type == FrameType::End ? f.end.ts_ns : f.first_ts_ns;
 
@@ -110,7 +125,12 @@ int replay(const WatchArgs& a) {
                         return std::nullopt;
                     },
                     [&] { return clock; }};
-    LiveModel model(src, TableFacts{}, false, 0);
+    TableFacts facts;
+    if (r.header().object_size > 0) {
+        facts.object_size = r.header().object_size;
+        facts.object_size_estimated = false;
+    }
+    LiveModel model(src, facts, baseline, baseline_entries);
     View view(a, mo, model, agg, drops);
 
     block_stop_signals();
@@ -129,7 +149,8 @@ int replay(const WatchArgs& a) {
         while (have) {
             const uint64_t at = f.type == FrameType::Events ? f.first_ts_ns
                                 : f.type == FrameType::Snapshot ? f.snapshot.ts_ns
-                                : f.type == FrameType::End ? f.end.ts_ns : clock;
+                                : f.type == FrameType::End ? f.end.ts_ns
+                                : f.type == FrameType::Baseline ? f.first_ts_ns : clock;
             if (at > clock) break;
             if (f.type == FrameType::Events) {
                 for (const Event& e : f.events) {
@@ -141,6 +162,8 @@ int replay(const WatchArgs& a) {
                 tables = f.snapshot.tables;
             } else if (f.type == FrameType::End) {
                 totals = f.end.totals;
+            } else if (f.type == FrameType::Baseline) {
+                add_baseline();  // not first in the file (hand-made): still counted
             }
             have = r.next(f);
         }

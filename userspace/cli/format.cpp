@@ -1,6 +1,7 @@
 #include "format.h"
 
 #include <netinet/in.h>
+#include <time.h>
 
 #include <iterator>
 
@@ -8,22 +9,41 @@ namespace ctbpf::cli {
 
 namespace {
 std::string_view family_name(uint8_t f) { return f == AF_INET6 ? "ipv6" : f == AF_INET ? "ipv4" : "unknown"; }
+
+// The namespace's name as given to --netns, else its inode.
+std::string netns_label(const std::vector<WatchedNetns>& watched, uint32_t inum) {
+    for (const auto& w : watched)
+        if (w.inum == inum) return w.name;
+    return std::to_string(inum);
+}
 }  // namespace
 
-void format_event_json(fmt::memory_buffer& out, const Event& e, std::string_view reason) {
+std::string iso8601_us(int64_t wall_ns) {
+    // Floor division, so that times before 1970 (a wrong clock) still print sensibly.
+    int64_t sec = wall_ns / 1'000'000'000, ns = wall_ns % 1'000'000'000;
+    if (ns < 0) ns += 1'000'000'000, --sec;
+    const time_t t = static_cast<time_t>(sec);
+    tm tmv{};
+    gmtime_r(&t, &tmv);
+    char buf[32];
+    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tmv);
+    return fmt::format("{}.{:06d}Z", buf, ns / 1000);
+}
+
+void format_event_json(fmt::memory_buffer& out, const Event& e, std::string_view reason, int64_t wall_ns) {
     fmt::format_to(std::back_inserter(out),
-                   R"({{"type":"{}","ts_ns":{},"cpu":{},"netns":{},"zone":{},"family":"{}","proto":"{}",)"
-                   R"("src":"{}","dst":"{}","sport":{},"dport":{},"reason":"{}"}})"
+                   R"({{"type":"{}","ts_ns":{},"ts_wall":"{}","cpu":{},"netns":{},"zone":{},"family":"{}",)"
+                   R"("proto":"{}","src":"{}","dst":"{}","sport":{},"dport":{},"reason":"{}"}})"
                    "\n",
-                   kind_name(e.kind), e.ts_ns, e.cpu, e.netns, e.zone, family_name(e.src.family),
+                   kind_name(e.kind), e.ts_ns, iso8601_us(wall_ns), e.cpu, e.netns, e.zone, family_name(e.src.family),
                    proto_name(e.proto), e.src.to_string(), e.dst.to_string(), e.sport, e.dport, reason);
 }
 
-void format_event_text(fmt::memory_buffer& out, const Event& e, std::string_view reason) {
-    fmt::format_to(std::back_inserter(out), "{:>17.6f} {:<13} {:<6} {}:{} -> {}:{} netns={} zone={} cpu={}{}{}\n",
-                   static_cast<double>(e.ts_ns) / 1e9, kind_name(e.kind), proto_name(e.proto), e.src.to_string(),
-                   e.sport, e.dst.to_string(), e.dport, e.netns, e.zone, e.cpu, reason.empty() ? "" : " ",
-                   reason);
+void format_event_text(fmt::memory_buffer& out, const Event& e, std::string_view reason, int64_t wall_ns) {
+    fmt::format_to(std::back_inserter(out), "{} {:>17.6f} {:<13} {:<6} {}:{} -> {}:{} netns={} zone={} cpu={}{}{}\n",
+                   iso8601_us(wall_ns), static_cast<double>(e.ts_ns) / 1e9, kind_name(e.kind), proto_name(e.proto),
+                   e.src.to_string(), e.sport, e.dst.to_string(), e.dport, e.netns, e.zone, e.cpu,
+                   reason.empty() ? "" : " ", reason);
 }
 
 std::string watching_line(const Session& s) {
@@ -48,24 +68,32 @@ std::string format_summary_json(const SummaryInput& s) {
     const auto& seen = s.agg.seen();
     fmt::format_to(out,
                    R"("delivered":{{"insert":{},"drop":{},"early_drop":{},"insert_failed":{},"destroy":{},)"
-                   R"("drop_table_full":{}}},"sources":[)",
+                   R"("drop_table_full":{}}},)",
                    seen[1], seen[2], seen[3], seen[4], seen[5], s.drops_table_full);
+    // Which figures cover only the time since start, and whether `entries` includes the
+    // entries that were already in the table (a start-up baseline).
+    fmt::format_to(out,
+                   R"("since_start":["inserts","drops","early_drops","destroys","insert_failed","inserts_per_s"],)"
+                   R"("baseline":{{"taken":{},"entries":{}}},"entries_include_existing":{},"sources":[)",
+                   s.baseline, s.baseline_entries, s.baseline);
     auto top = s.agg.top_sources(SortKey::Inserts, s.top, s.now_sec);
     for (size_t i = 0; i < top.size(); ++i) {
         const SourceStats& src = *top[i];
         fmt::format_to(out,
-                       R"({}{{"addr":"{}","inserts":{},"entries":{},"drops":{},"early_drops":{},"destroys":{},)"
+                       R"({}{{"addr":"{}","netns":{},"netns_name":"{}","inserts":{},"entries":{},)"
+                       R"("entries_existing":{},"drops":{},"early_drops":{},"destroys":{},)"
                        R"("insert_failed":{},"inserts_per_s":{{"1s":{:.1f},"10s":{:.1f},"60s":{:.1f}}}}})",
-                       i ? "," : "", src.addr.to_string(), src.inserts, src.entries, src.drops, src.early_drops,
-                       src.destroys, src.insert_failed, src.insert_rate.rate(s.now_sec, 1),
-                       src.insert_rate.rate(s.now_sec, 10), src.insert_rate.rate(s.now_sec, 60));
+                       i ? "," : "", src.addr.to_string(), src.netns, netns_label(s.watched, src.netns), src.inserts,
+                       src.entries, src.baseline, src.drops, src.early_drops, src.destroys, src.insert_failed,
+                       src.insert_rate.rate(s.now_sec, 1), src.insert_rate.rate(s.now_sec, 10),
+                       src.insert_rate.rate(s.now_sec, 60));
     }
     fmt::format_to(out, R"(],"destinations":[)");
     auto dests = s.agg.top_destinations(s.top);
     for (size_t i = 0; i < dests.size(); ++i)
-        fmt::format_to(out, R"({}{{"addr":"{}","port":{},"proto":"{}","drops":{}}})", i ? "," : "",
-                       dests[i]->key.addr.to_string(), dests[i]->key.port, proto_name(dests[i]->key.proto),
-                       dests[i]->drops);
+        fmt::format_to(out, R"({}{{"addr":"{}","netns":{},"port":{},"proto":"{}","drops":{}}})", i ? "," : "",
+                       dests[i]->key.addr.to_string(), dests[i]->key.netns, dests[i]->key.port,
+                       proto_name(dests[i]->key.proto), dests[i]->drops);
     fmt::format_to(out, "]}}\n");
     return fmt::to_string(b);
 }
@@ -81,10 +109,21 @@ std::string format_summary_text(const SummaryInput& s) {
                    "destroy {}\nevents lost: {}  untracked nested calls (overflow): {}\n",
                    k.insert, k.drop, k.early_drop, k.insert_failed, k.clash_resolved, k.destroy, k.lost, k.overflow);
     auto top = s.agg.top_sources(SortKey::Inserts, s.top, s.now_sec);
+    // With several namespaces the same address can be two hosts: say whose it is.
+    const bool many = s.watched.size() > 1;
+    auto who = [&](const SourceStats& src) {
+        return many ? fmt::format("{} [{}]", src.addr.to_string(), netns_label(s.watched, src.netns))
+                    : src.addr.to_string();
+    };
     if (!top.empty()) fmt::format_to(out, "{:<40} {:>10} {:>10} {:>10} {:>10}\n", "source", "inserts", "entries", "drops", "early_drops");
     for (const auto* src : top)
-        fmt::format_to(out, "{:<40} {:>10} {:>10} {:>10} {:>10}\n", src->addr.to_string(), src->inserts,
-                       src->entries, src->drops, src->early_drops);
+        fmt::format_to(out, "{:<40} {:>10} {:>10} {:>10} {:>10}\n", who(*src), src->inserts, src->entries, src->drops,
+                       src->early_drops);
+    if (!top.empty())
+        fmt::format_to(out, "(inserts, drops and early_drops: since start; entries: {})\n",
+                       s.baseline ? fmt::format("live now, including the {} that were in the table at start",
+                                                s.baseline_entries)
+                                  : std::string("only those made since start (no start-up baseline)"));
     return fmt::to_string(b);
 }
 

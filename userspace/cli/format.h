@@ -13,9 +13,12 @@
 
 namespace ctbpf::cli {
 
-// Appends one event as an NDJSON line (with --json) or a human line.
-void format_event_json(fmt::memory_buffer& out, const Event& e, std::string_view reason);
-void format_event_text(fmt::memory_buffer& out, const Event& e, std::string_view reason);
+// Appends one event as an NDJSON line (with --json) or a human line. `wall_ns` is the
+// event's CLOCK_REALTIME time (ts_ns + the session's or recording's mono_to_wall_ns).
+void format_event_json(fmt::memory_buffer& out, const Event& e, std::string_view reason, int64_t wall_ns);
+void format_event_text(fmt::memory_buffer& out, const Event& e, std::string_view reason, int64_t wall_ns);
+// "2026-11-30T12:34:56.123456Z": ISO 8601, UTC, microseconds (what logs are matched by).
+std::string iso8601_us(int64_t wall_ns);
 
 struct SummaryInput {
     const BackendChoice& choice;
@@ -26,6 +29,9 @@ struct SummaryInput {
     uint64_t now_sec;
     size_t top;
     uint64_t drops_table_full;  // delivered drop events seen while the table was full
+    // A start-up baseline was added to `agg`: entries include what predates the start.
+    bool baseline = false;
+    int64_t baseline_entries = 0;
 };
 
 // "ctbpf: watching netns ... with backend ...": said on stderr once attached.

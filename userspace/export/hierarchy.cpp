@@ -74,6 +74,7 @@ std::string HierarchyLevel::name() const {
 }
 
 std::string HierarchyLevel::label(const FlowKey& k) const {
+    if (k.existing && field != Field::Netns && field != Field::Src) return std::string(kExistingFrame);
     switch (field) {
         case Field::Netns: return "netns " + std::to_string(k.netns);
         case Field::Proto: {

@@ -117,6 +117,14 @@ LiveSnapshot LiveModel::take(const Aggregator& agg, const DropCounts& drops, con
     return snap;
 }
 
+namespace {
+std::string netns_name(const std::vector<WatchedNetns>& watched, uint32_t inum) {
+    for (const auto& w : watched)
+        if (w.inum == inum) return w.name;
+    return std::to_string(inum);
+}
+}  // namespace
+
 void LiveModel::rows(LiveSnapshot& snap, const Aggregator& agg, const ModelOptions& opt) const {
     // Sources: best by the chosen key, filtered by prefix.
     const uint64_t now_sec = s_.now_ns() / 1'000'000'000ull;
@@ -135,6 +143,8 @@ void LiveModel::rows(LiveSnapshot& snap, const Aggregator& agg, const ModelOptio
         if (snap.sources.size() >= opt.top) break;
         SourceRow r;
         r.addr = s->addr;
+        r.netns = s->netns;
+        r.netns_name = netns_name(s_.watched, s->netns);
         r.inserts = s->inserts;
         r.drops = s->drops;
         r.early_drops = s->early_drops;
@@ -152,8 +162,11 @@ void LiveModel::rows(LiveSnapshot& snap, const Aggregator& agg, const ModelOptio
     snap.other_inserts = agg.other().inserts;
     snap.other_drops = agg.other().drops;
     snap.other_entries = agg.other().entries;
+    snap.unattributed = count_sum - agg.attributed_entries();
     for (const DestStats* d : agg.top_destinations(opt.top))
-        if (d->drops > 0) snap.destinations.push_back({d->key.addr, d->key.port, d->key.proto, d->drops});
+        if (d->drops > 0)
+            snap.destinations.push_back(
+                {d->key.addr, d->key.port, d->key.proto, d->drops, d->key.netns, netns_name(s_.watched, d->key.netns)});
 
 }
 
@@ -207,6 +220,8 @@ nlohmann::json to_json(const LiveSnapshot& s) {
     j["sources"] = json::array();
     for (const auto& r : s.sources)
         j["sources"].push_back({{"addr", r.addr.to_string()},
+                                {"netns", r.netns},
+                                {"netns_name", r.netns_name},
                                 {"inserts", r.inserts},
                                 {"inserts_per_s", r.rate_1s},
                                 {"inserts_per_s_10s", r.rate_10s},
@@ -219,11 +234,13 @@ nlohmann::json to_json(const LiveSnapshot& s) {
     j["tracking"] = {{"sources", s.tracked},
                      {"capacity", s.capacity},
                      {"untracked_bound", s.untracked_bound},
-                     {"other", {{"inserts", s.other_inserts}, {"drops", s.other_drops}, {"entries", s.other_entries}}}};
+                     {"other", {{"inserts", s.other_inserts}, {"drops", s.other_drops}, {"entries", s.other_entries}}},
+                     {"unattributed", s.unattributed}};
     j["destinations"] = json::array();
     for (const auto& d : s.destinations)
         j["destinations"].push_back(
-            {{"addr", d.addr.to_string()}, {"port", d.port}, {"proto", proto_name(d.proto)}, {"drops", d.drops}});
+            {{"addr", d.addr.to_string()}, {"netns", d.netns}, {"netns_name", d.netns_name}, {"port", d.port},
+             {"proto", proto_name(d.proto)}, {"drops", d.drops}});
     j["level"] = std::string(level_name(s.level));
     j["alerts"] = s.alerts;
     return j;
@@ -246,12 +263,28 @@ std::string to_text(const LiveSnapshot& s) {
     for (const auto& a : s.alerts) fmt::format_to(out, "! {}\n", a);
     fmt::format_to(out, "{:<39} {:>9} {:>9} {:>9} {:>8} {:>6}\n", "SOURCE", "INS/S", "INS/S10", "ENTRIES", "DROPS",
                    "SHARE");
+    // With several namespaces an address alone is ambiguous: name the namespace too.
+    const bool many = s.tables.size() > 1;
+    auto where = [&](const Address& a, const std::string& ns) {
+        return many ? fmt::format("{} [{}]", a.to_string(), ns) : a.to_string();
+    };
+    int64_t count_sum = 0;
+    for (const auto& r : s.tables) count_sum += r.count;
+    auto share = [&](int64_t n) { return count_sum > 0 ? 100.0 * static_cast<double>(n) / static_cast<double>(count_sum) : 0.0; };
     for (const auto& r : s.sources)
-        fmt::format_to(out, "{:<39} {:>9.0f} {:>9.1f} {:>9} {:>8} {:>5.1f}%\n", r.addr.to_string(), r.rate_1s,
+        fmt::format_to(out, "{:<39} {:>9.0f} {:>9.1f} {:>9} {:>8} {:>5.1f}%\n", where(r.addr, r.netns_name), r.rate_1s,
                        r.rate_10s, r.entries, r.drops, r.share * 100);
+    // The rows below the top ones, so that ENTRIES adds up to the table's count.
+    if (s.other_entries != 0 || s.other_inserts != 0)
+        fmt::format_to(out, "{:<39} {:>9} {:>9} {:>9} {:>8} {:>5.1f}%\n", "(other: untracked sources)", "", "",
+                       s.other_entries, s.other_drops, share(s.other_entries));
+    if (s.unattributed != 0)
+        fmt::format_to(out, "{:<39} {:>9} {:>9} {:>9} {:>8} {:>5.1f}%\n", "(unattributed)", "", "", s.unattributed, "",
+                       share(s.unattributed));
     if (!s.destinations.empty()) fmt::format_to(out, "{:<39} {:>6} {:>6} {:>9}\n", "LOSING PACKETS", "PORT", "PROTO", "DROPS");
     for (const auto& d : s.destinations)
-        fmt::format_to(out, "{:<39} {:>6} {:>6} {:>9}\n", d.addr.to_string(), d.port, proto_name(d.proto), d.drops);
+        fmt::format_to(out, "{:<39} {:>6} {:>6} {:>9}\n", where(d.addr, d.netns_name), d.port, proto_name(d.proto),
+                       d.drops);
     return fmt::to_string(b);
 }
 

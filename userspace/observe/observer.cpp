@@ -76,15 +76,29 @@ Observer::Observer(const ObserverOptions& o, EventSink sink)
     double baseline_seconds = 0;
     int64_t existing = 0;
     for (const auto& t : tables()) existing += t.count;
-    if (aggregate_ && (o.baseline == "on" || (o.baseline == "auto" && existing <= kAutoBaselineMax))) {
+    if (o.baseline == "on" || (o.baseline == "auto" && existing <= kAutoBaselineMax)) {
+        // Entries inserted since attaching are in the dump and also arrive as events: count
+        // the events first (even when not aggregating), so the dump's share of them can be
+        // taken out. Events during the dump itself stay ambiguous: the live view shows what
+        // they leave over as "unattributed".
+        dumping_ = true;
         session_->drain();
+        dumping_ = false;
         for (const auto& w : s.watched()) {
-            const Baseline b = dump_baseline(w.name);
-            for (const auto& [addr, n] : b.by_source) agg_.add_baseline(addr, n);
+            Baseline b = dump_baseline(w.name);
+            b.netns = w.inum;
+            for (auto& [addr, n] : b.by_source) {
+                const SourceStats* seen = agg_.source(addr, w.inum);
+                const int64_t before = seen ? std::max<int64_t>(0, seen->entries - int64_t{seen->baseline}) : 0;
+                n = std::max<int64_t>(0, n - before);
+                if (aggregate_) agg_.add_baseline(w.inum, addr, n);
+            }
             baseline_entries += b.total;
             baseline_seconds += b.seconds;
+            baselines_.push_back(std::move(b));
         }
         baseline = true;
+        if (!aggregate_) agg_ = Aggregator(Aggregator::Options{1, 1});  // only needed for the dump
     }
     if (!o.model) return;
     // Timeouts and the slab object size, read once, inside the (first) watched namespace.
@@ -134,7 +148,7 @@ void Observer::on_record(std::span<const std::byte> rec) {
         ++(e->reason == Reason::TableFull ? drops_.table_full : drops_.other);
         reinterpret_cast<ctbpf_event*>(raw.data())->reason = static_cast<uint8_t>(e->reason);
     }
-    if (aggregate_ && (!proto_ || e->proto == *proto_)) agg_.add(*e);
+    if ((aggregate_ || dumping_) && (!proto_ || e->proto == *proto_)) agg_.add(*e);
     if (sink_) sink_(*e, std::span<const std::byte, 64>(raw));
 }
 

@@ -153,6 +153,11 @@ void RecordingReader::Impl::read_header() {
             header.netns.push_back(std::move(ns));
         }
     }
+    if (ok && header.version >= 2) {
+        ok = end - p >= 4;
+        if (ok) header.object_size = get32(p);
+        p += ok ? 4 : 0;
+    }
     // Bytes after the known fields are later additions: ignored.
     if (!ok) bad("corrupt header (bad metadata block)");
     if (header.event_version > CTBPF_EVENT_VERSION)
@@ -218,6 +223,20 @@ bool RecordingReader::Impl::parse(const FrameHeader& h, Frame& f) {
             f.end.frames = get64(p + 72);
             f.end.refused = get64(p + 80);
             return true;
+        case FrameType::Baseline: {
+            if (n < kBaselineFixed || n != kBaselineFixed + uint64_t(h.count) * kBaselineRowSize) return false;
+            f.baseline.netns = get32(p + 8);
+            f.baseline.total = int64_t(get64(p + 16));
+            f.baseline.by_source.reserve(h.count);
+            for (uint32_t i = 0; i < h.count; ++i) {
+                const uint8_t* r = p + kBaselineFixed + kBaselineRowSize * i;
+                Address a;
+                a.family = r[0];
+                std::memcpy(a.bytes.data(), r + 4, 16);
+                f.baseline.by_source.emplace_back(a, int64_t(get32(r + 20)));
+            }
+            return true;
+        }
     }
     return false;
 }
@@ -282,7 +301,7 @@ bool RecordingReader::next(Frame& f) {
             I.warn(at, "checksum mismatch, skipped");
             continue;
         }
-        if (h.type < uint8_t(FrameType::Events) || h.type > uint8_t(FrameType::End)) {
+        if (h.type < uint8_t(FrameType::Events) || h.type > uint8_t(FrameType::Baseline)) {
             I.warn(at, "unknown frame type " + std::to_string(h.type) + ", skipped");
             continue;
         }
@@ -293,6 +312,7 @@ bool RecordingReader::next(Frame& f) {
         f.snapshot = {};
         f.marker.clear();
         f.end = {};
+        f.baseline = {};
         f.type = FrameType(h.type);
         f.offset = at;
         f.seq = h.seq;

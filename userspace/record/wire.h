@@ -20,6 +20,8 @@ inline constexpr size_t kSnapshotFixed = 72;        // snapshot payload before i
 inline constexpr size_t kTableRowSize = 32;
 inline constexpr size_t kEndSize = 88;
 inline constexpr size_t kEventSize = 64;
+inline constexpr size_t kBaselineFixed = 24;  // baseline payload before its rows
+inline constexpr size_t kBaselineRowSize = 24;
 
 inline void put16(uint8_t* p, uint16_t v) {
     p[0] = uint8_t(v);

@@ -57,6 +57,8 @@ std::vector<uint8_t> encode_header(const RecordingHeader& h) {
         meta.insert(meta.end(), b, b + 4);
         put_str(meta, h.netns[i].name);
     }
+    put32(b, h.object_size);  // version 2
+    meta.insert(meta.end(), b, b + 4);
     if (meta.size() > kMaxMetaSize) throw Error("recording header too large (too many namespaces)");
 
     std::vector<uint8_t> out(kFixedHeaderSize);
@@ -112,6 +114,7 @@ std::string_view frame_type_name(FrameType t) {
         case FrameType::Snapshot: return "snapshot";
         case FrameType::Marker: return "marker";
         case FrameType::End: return "end";
+        case FrameType::Baseline: return "baseline";
     }
     return "unknown";
 }
@@ -300,6 +303,34 @@ bool RecordingWriter::add_snapshot(const Snapshot& s) {
         put64(r + 24, uint64_t(s.tables[i].buckets));
     }
     return I.write_frame(FrameType::Snapshot, buf, 1, s.ts_ns, s.ts_ns);
+}
+
+bool RecordingWriter::add_baseline(const Baseline& b, uint64_t ts_ns) {
+    Impl& I = *impl_;
+    if (!I.accepting()) return false;
+    if (ts_ns == 0) ts_ns = uint64_t(clock_ns(CLOCK_MONOTONIC));
+    I.flush_events();
+    // Rows of one namespace, split so that no payload exceeds the reader's bound.
+    constexpr size_t kPerFrame = (kMaxPayload - kBaselineFixed) / kBaselineRowSize;
+    size_t at = 0;
+    do {
+        const size_t n = std::min(kPerFrame, b.by_source.size() - at);
+        std::vector<std::byte> buf(kBaselineFixed + kBaselineRowSize * n);
+        auto* p = reinterpret_cast<uint8_t*>(buf.data());
+        put64(p, ts_ns);
+        put32(p + 8, b.netns);
+        put64(p + 16, at == 0 ? uint64_t(b.total) : 0);  // the total once, in the first frame
+        for (size_t i = 0; i < n; ++i) {
+            const auto& [addr, entries] = b.by_source[at + i];
+            uint8_t* r = p + kBaselineFixed + kBaselineRowSize * i;
+            r[0] = addr.family;
+            std::memcpy(r + 4, addr.bytes.data(), 16);
+            put32(r + 20, uint32_t(std::clamp<int64_t>(entries, 0, UINT32_MAX)));
+        }
+        if (!I.write_frame(FrameType::Baseline, buf, uint32_t(n), ts_ns, ts_ns)) return false;
+        at += n;
+    } while (at < b.by_source.size());
+    return true;
 }
 
 bool RecordingWriter::add_marker(std::string_view text, uint64_t ts_ns) {

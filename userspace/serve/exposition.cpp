@@ -94,8 +94,10 @@ Format negotiate(std::string_view accept) {
 
 size_t series_ceiling(size_t tables, size_t top_k) {
     // build_info, 5 per table + time to full, 8 totals (drops has three reasons),
-    // 2 tracking gauges, 4 per-source families and 1 destination family of top_k each.
-    return 1 + 5 * tables + 1 + 8 + 2 + 5 * top_k;
+    // 3 tracking gauges (with unattributed entries), 4 per-source families and 1 destination
+    // family of top_k each. The netns label on per-source series adds no series: each
+    // family still lists top_k (namespace, address) rows.
+    return 1 + 5 * tables + 1 + 8 + 3 + 5 * top_k;
 }
 
 std::string render(const LiveSnapshot& s, const TopK& top, const Exposition& e, Format f) {
@@ -147,26 +149,35 @@ std::string render(const LiveSnapshot& s, const TopK& top, const Exposition& e, 
     w.sample("ctbpf_tracked_sources", {}, d(s.tracked));
     w.family("ctbpf_tracked_sources_limit", Type::Gauge, "Most sources tracked at once (--capacity): bounds memory");
     w.sample("ctbpf_tracked_sources_limit", {}, d(s.capacity));
+    w.family("ctbpf_unattributed_entries", Type::Gauge,
+             "Entries in the watched tables no source accounts for: table count minus per-source and other entries "
+             "(0 when they add up; negative when entries made during the start-up dump were counted twice)");
+    w.sample("ctbpf_unattributed_entries", {}, d(s.unattributed));
 
     // Bounded per-source detail: each family holds its own top-K, never more.
     auto first = [&](const auto& v) { return std::span(v.data(), std::min(v.size(), e.top_k)); };
     std::string addr;
     w.family("ctbpf_source_inserts_total", Type::Counter,
              "Entries inserted by this source since ctbpf started (the top-K sources by insert rate)");
-    for (const auto& r : first(top.by_rate)) w.sample("ctbpf_source_inserts_total", {{"source", addr = r.addr.to_string()}}, d(r.inserts));
+    for (const auto& r : first(top.by_rate))
+        w.sample("ctbpf_source_inserts_total", {{"source", addr = r.addr.to_string()}, {"netns", r.netns_name}}, d(r.inserts));
     w.family("ctbpf_source_insert_rate", Type::Gauge,
              "Entries inserted per second by this source over the last 10 s (the top-K by insert rate)");
-    for (const auto& r : first(top.by_rate)) w.sample("ctbpf_source_insert_rate", {{"source", addr = r.addr.to_string()}}, r.rate_10s);
+    for (const auto& r : first(top.by_rate))
+        w.sample("ctbpf_source_insert_rate", {{"source", addr = r.addr.to_string()}, {"netns", r.netns_name}}, r.rate_10s);
     w.family("ctbpf_source_entries", Type::Gauge, "Live entries this source holds in the table (the top-K by entries)");
-    for (const auto& r : first(top.by_entries)) w.sample("ctbpf_source_entries", {{"source", addr = r.addr.to_string()}}, d(r.entries));
+    for (const auto& r : first(top.by_entries))
+        w.sample("ctbpf_source_entries", {{"source", addr = r.addr.to_string()}, {"netns", r.netns_name}}, d(r.entries));
     w.family("ctbpf_source_drops_total", Type::Counter, "Packets from this source conntrack dropped (the top-K by drops)");
     for (const auto& r : first(top.by_drops))
-        if (r.drops > 0) w.sample("ctbpf_source_drops_total", {{"source", addr = r.addr.to_string()}}, d(r.drops));
+        if (r.drops > 0)
+            w.sample("ctbpf_source_drops_total", {{"source", addr = r.addr.to_string()}, {"netns", r.netns_name}}, d(r.drops));
     w.family("ctbpf_destination_drops_total", Type::Counter,
              "Packets to this service conntrack dropped: who loses packets (the top-K by drops)");
     for (const auto& r : first(top.destinations)) {
         const std::string port = std::to_string(r.port), proto = proto_name(r.proto);
-        w.sample("ctbpf_destination_drops_total", {{"destination", addr = r.addr.to_string()}, {"port", port}, {"proto", proto}},
+        w.sample("ctbpf_destination_drops_total",
+                 {{"destination", addr = r.addr.to_string()}, {"netns", r.netns_name}, {"port", port}, {"proto", proto}},
                  d(r.drops));
     }
     return w.finish();

@@ -108,6 +108,7 @@ Baseline dump_baseline(const std::string& netns_spec) {
     }
 
     Baseline b;
+    b.netns = ns.inum();
     b.total = st.total;
     b.by_source.assign(st.counts.begin(), st.counts.end());
     b.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
