@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT OR GPL-2.0-only */
 /* The one event layout shared by the BPF programs (bpf/) and the C++ side (userspace/).
  * Plain C with fixed-width types so that both compilers lay it out identically; the
  * static asserts below pin the size and the offsets that the decoder relies on.

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -222,16 +223,14 @@ void Ctbpf::end_with(int sig) {
     status_ = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-void Ctbpf::kill9() {
-    usleep(100000);
-    end_with(SIGKILL);
-}
+void Ctbpf::kill9() { end_with(SIGKILL); }
 
 void Ctbpf::stop_plain() { end_with(SIGTERM); }
 
 void Ctbpf::stop() {
-    // Let the last records of the scenario reach the ring buffer reader first.
-    usleep(300000);
+    // ctbpf drains the ring buffer on SIGTERM; what it cannot drain is what the kernel is
+    // still producing for the scenario (deferred softirq work, frees): let that arrive first.
+    settle();
     end_with(SIGTERM);
     std::istringstream in(out_);
     for (std::string line; std::getline(in, line);) {
@@ -251,6 +250,60 @@ nlohmann::json loadgen(const Netns& ns, const std::string& args) {
 long long delta(const std::map<std::string, long long>& before, const std::map<std::string, long long>& after,
                 const std::string& column) {
     return after.at(column) - before.at(column);
+}
+
+bool Ctbpf::read_some(int timeout_ms) {
+    if (out_fd_ < 0 && err_fd_ < 0) return false;
+    pollfd p[2] = {{out_fd_, POLLIN, 0}, {err_fd_, POLLIN, 0}};
+    if (poll(p, 2, timeout_ms) <= 0) return true;
+    for (int i = 0; i < 2; ++i) {
+        int& fd = i == 0 ? out_fd_ : err_fd_;
+        if (fd < 0 || !(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+        char buf[65536];
+        const ssize_t n = read(fd, buf, sizeof buf);
+        if (n > 0) {
+            (i == 0 ? out_ : err_).append(buf, static_cast<size_t>(n));
+        } else {
+            close(fd);
+            fd = -1;
+        }
+    }
+    return true;
+}
+
+bool Ctbpf::wait_for_stderr(const std::string& text, int timeout_ms) {
+    return wait_until([&] { return err_.find(text) != std::string::npos || !read_some(50); },
+                      std::chrono::milliseconds(timeout_ms), std::chrono::milliseconds(0)) &&
+           err_.find(text) != std::string::npos;
+}
+
+void Ctbpf::settle() {
+    // The reader drains the ring buffer at least every 100 ms, so two periods without a line
+    // mean nothing was waiting; a stream still flowing keeps extending the wait (bounded).
+    using namespace std::chrono;
+    const auto quiet = milliseconds(250);
+    auto last_change = steady_clock::now();
+    size_t seen = out_.size();
+    wait_until(
+        [&] {
+            if (!read_some(50)) return true;
+            if (out_.size() != seen) {
+                seen = out_.size();
+                last_change = steady_clock::now();
+            }
+            return steady_clock::now() - last_change >= quiet;
+        },
+        seconds(10), milliseconds(0));
+}
+
+bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds timeout,
+                std::chrono::milliseconds every) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (true) {
+        if (done()) return true;
+        if (std::chrono::steady_clock::now() >= deadline) return false;
+        std::this_thread::sleep_for(every);
+    }
 }
 
 }  // namespace scenario

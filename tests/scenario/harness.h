@@ -4,6 +4,8 @@
 
 #include <sys/types.h>
 
+#include <chrono>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -79,9 +81,14 @@ public:
     const nlohmann::json& summary() const { return summary_; }
     int exit_status() const { return status_; }
     const std::string& stderr_text() const { return err_; }
+    // Reads the child's output until its stderr contains `text`; false if it did not within
+    // `timeout_ms` (what it wrote so far is in stderr_text()).
+    bool wait_for_stderr(const std::string& text, int timeout_ms);
 
 private:
     void end_with(int sig);  // signal, read what is left, reap
+    bool read_some(int timeout_ms);  // into out_/err_; false once both pipes are closed
+    void settle();  // until standard output goes quiet
 
     pid_t pid_ = -1;
     int out_fd_ = -1, err_fd_ = -1;
@@ -97,5 +104,11 @@ nlohmann::json loadgen(const Netns& ns, const std::string& args);
 // Kernel counter deltas between two stat() readings.
 long long delta(const std::map<std::string, long long>& before, const std::map<std::string, long long>& after,
                 const std::string& column);
+
+// Polls `done` until it returns true or `timeout` has passed, and returns its last answer:
+// for what happens at a moment the test cannot know (a recording's frame written, a snapshot
+// taken, a screen drawn), instead of sleeping for a guess of how long that takes.
+bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds timeout,
+                std::chrono::milliseconds every = std::chrono::milliseconds(100));
 
 }  // namespace scenario

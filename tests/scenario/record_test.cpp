@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
+#include <functional>
 #include <thread>
 
 #include <fmt/format.h>
@@ -45,6 +46,22 @@ std::vector<std::string> identities(const std::vector<json>& events) {
     return ids;
 }
 
+// `ctbpf report --json` of a recording that may still be being written (frames reach the
+// file about a second after their first event); null while it cannot be read yet.
+json report_now(const std::string& file) {
+    const auto r = sh(fmt::format("{} report --json {} 2>/dev/null", CTBPF_BIN, file));
+    return r.status == 0 ? json::parse(r.out) : json();
+}
+
+// Waits until the recording's report satisfies `ok` (frames and once-a-second snapshots are
+// written at times the test cannot know).
+bool wait_for_report(const std::string& file, const std::function<bool(const json&)>& ok, int seconds = 15) {
+    return wait_until([&] {
+        const json r = report_now(file);
+        return !r.is_null() && ok(r);
+    }, std::chrono::seconds(seconds), std::chrono::milliseconds(200));
+}
+
 }  // namespace
 
 TEST_F(Record, RoundTripMatchesALiveSessionAndTheKernel) {
@@ -57,10 +74,12 @@ TEST_F(Record, RoundTripMatchesALiveSessionAndTheKernel) {
     loadgen(ns, "--flows 150 --src 127.0.1.1 --src 127.0.1.2 --src 127.0.1.3");
     loadgen(ns, "--flows 20 --src 127.0.1.9 --port 3908");
     const auto after = ns.stat();
-    // Snapshots come once a second: let one see the full table, and one the flush.
-    std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+    // Snapshots come once a second: one must see the full table, and one the flush.
+    EXPECT_TRUE(wait_for_report(file, [](const json& r) { return r["table"]["peak_count"] == 300; }))
+        << "no snapshot of the full table";
     ns.exec("conntrack -F 2>/dev/null");
-    std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+    EXPECT_TRUE(wait_for_report(file, [](const json& r) { return r["totals"]["destroy"] == 300; }))
+        << "no snapshot after the flush";
     live.stop();
     rec.stop_plain();
     ASSERT_EQ(rec.exit_status(), 0) << rec.stderr_text();
@@ -124,8 +143,8 @@ TEST_F(Record, KilledRecorderLeavesAReadableFile) {
     const std::string file = tmp_path("kill9");
     Ctbpf rec({"-o", file, "--netns", ns.name()}, "record");
     loadgen(ns, "--flows 50 --src 127.0.1.1");
-    // Frames are written once their oldest event is a second old.
-    std::this_thread::sleep_for(std::chrono::milliseconds(1600));
+    // Frames are written once their oldest event is a second old: kill once all 50 are on disk.
+    EXPECT_TRUE(wait_for_report(file, [](const json& r) { return r["events"] == 50; }));
     rec.kill9();
 
     const auto rep = sh(fmt::format("{} report --json {}", CTBPF_BIN, file));
@@ -144,9 +163,10 @@ TEST_F(Record, TriggerWritesThePreBufferAndTheIncident) {
     const std::string file = tmp_path("trigger");
     Ctbpf rec({"-o", file, "--netns", ns.name(), "--trigger", "drops", "--pre", "30s", "--post", "1s"}, "record");
     loadgen(ns, "--flows 40 --src 127.0.1.1");  // quiet: before the trigger, kept in memory
-    std::this_thread::sleep_for(std::chrono::milliseconds(1200));
     loadgen(ns, "--flows 100 --src 127.0.1.2");  // fills the table: drops fire the trigger
-    std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+    EXPECT_TRUE(rec.wait_for_stderr("trigger fired", 15000)) << rec.stderr_text();
+    // The capture runs --post (1 s) past the last drop, then its frames are on disk.
+    EXPECT_TRUE(rec.wait_for_stderr("capture ended", 15000)) << rec.stderr_text();
     rec.stop_plain();
     ASSERT_EQ(rec.exit_status(), 0) << rec.stderr_text();
     EXPECT_NE(rec.stderr_text().find("trigger fired"), std::string::npos) << rec.stderr_text();
@@ -172,7 +192,8 @@ TEST_F(Record, FullDiskStopsWithAClearErrorAndKeepsWhatWasWritten) {
         Ctbpf rec({"-o", file, "--netns", ns.name()}, "record");
         // A drop storm: far more events than 64 KiB holds, even compressed.
         loadgen(ns, "--fast --port 1000 --flows 20000 --seconds 3 --src 127.0.1.1 --src 127.0.1.2");
-        std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+        // It stops by itself once a frame does not fit.
+        rec.wait_for_stderr("No space left on device", 15000);
         rec.stop_plain();
         EXPECT_EQ(rec.exit_status(), 1);
         EXPECT_NE(rec.stderr_text().find("No space left on device"), std::string::npos) << rec.stderr_text();
@@ -207,8 +228,19 @@ TEST_F(Record, RotationKeepsTheNewestFiles) {
     const std::string file = tmp_path("rotate");
     Ctbpf rec({"-o", file, "--netns", ns.name(), "--rotate", "2K", "--keep", "2"}, "record");
     for (int round = 0; round < 6; ++round) {
-        loadgen(ns, fmt::format("--flows 200 --src 127.0.{}.1 --sport-base 30000", round + 1));
-        std::this_thread::sleep_for(std::chrono::milliseconds(1200));  // a frame per round
+        const std::string src = fmt::format("127.0.{}.1", round + 1);
+        loadgen(ns, fmt::format("--flows 200 --src {} --sport-base 30000", src));
+        // A frame per round: this round's events on disk (the file may have rotated meanwhile).
+        auto has_round = [&](const json& r) {
+            for (const auto& s : r["top_by_inserts"])
+                if (s["addr"] == src) return true;
+            return false;
+        };
+        EXPECT_TRUE(wait_until([&] {
+            for (const std::string f : {file, file + ".1"})
+                if (const json r = report_now(f); !r.is_null() && has_round(r)) return true;
+            return false;
+        }, std::chrono::seconds(15), std::chrono::milliseconds(200))) << "round " << round;
     }
     rec.stop_plain();
     ASSERT_EQ(rec.exit_status(), 0) << rec.stderr_text();

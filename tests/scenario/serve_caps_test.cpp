@@ -193,13 +193,12 @@ TEST_F(ServeCaps, UnitCapabilitiesSufficeAsNobodyAndCountEveryInsert) {
     long long want = -1;
     std::optional<double> got;
     std::string metrics;
-    for (int i = 0; i < 20; ++i) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+    wait_until([&] {
         want = ns.nft_new_counter();
         metrics = ns.exec(fmt::format("curl -sf http://{}/metrics", kListen));
         got = sample(metrics, "ctbpf_conntrack_inserts_total");
-        if (got && static_cast<long long>(*got) == want) break;
-    }
+        return got && static_cast<long long>(*got) == want;
+    }, std::chrono::seconds(24), std::chrono::milliseconds(300));
     ASSERT_TRUE(got) << metrics;
     EXPECT_GE(want, 50);
     EXPECT_EQ(static_cast<long long>(*got), want) << metrics;

@@ -118,10 +118,12 @@ TEST_F(Serve, PrometheusNamesTheNoisySourceAndAgreesWithTheKernel) {
     // that loses its packets.
     const auto before = ns.stat();
     for (int i = 2; i <= 7; ++i) loadgen(ns, fmt::format("--src 127.0.1.{} --flows 20", i));
-    // The noisy one in four bursts over a few scrapes, so Prometheus sees its rate.
+    // The noisy one in four bursts, each in a scrape of its own, so Prometheus sees its rate:
+    // the next burst starts once Prometheus holds the kernel's insert count after this one.
     for (int k = 0; k < 4; ++k) {
         loadgen(ns, fmt::format("--src 127.0.1.1 --flows 100 --sport-base {}", 20000 + 100 * k));
-        std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+        const double inserted = static_cast<double>(ns.nft_new_counter());
+        EXPECT_EQ(prom.wait_for("ctbpf_conntrack_inserts_total", inserted), inserted) << "burst " << k;
     }
     loadgen(ns, "--src 127.0.1.9 --flows 30 --port 3908");
     const auto after = ns.stat();
@@ -266,7 +268,12 @@ TEST_F(Serve, KeepsServingDuringADropStormAndAgainstHostileClients) {
         }
         fds.push_back(fd);
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    // Scrape once the server has taken every one of them off the listen queue (Recv-Q of a
+    // listening socket), so the scraper competes with all 300.
+    EXPECT_TRUE(wait_until([&] {
+        const std::string q = sh(fmt::format("ss -Hltn 'sport = :{}' | awk '{{print $2}}'", port)).out;
+        return q == "0\n";
+    }, std::chrono::seconds(10))) << "the hostile connections were not accepted";
     const double other = scrape_seconds(port, "127.0.0.2");
     EXPECT_GE(other, 0) << "a scraper on another address was refused";
     EXPECT_LT(other, 1.0);

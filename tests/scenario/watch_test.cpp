@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <thread>
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -98,13 +97,25 @@ TEST_F(Watch, FullScreenViewInTmuxShowsTheIncident) {
     const std::string session = fmt::format("ctbpf-tui-{}", getpid());
     sh_ok(fmt::format("tmux new-session -d -s {} -x 150 -y 45 '{} watch --netns {} --baseline off'", session,
                       CTBPF_BIN, ns.name()));
-    std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // attached and drawn once
+    std::string screen;
+    auto capture = [&] { return screen = sh(fmt::format("tmux capture-pane -p -t {}", session)).out; };
+    // The view is drawn only after ctbpf has attached, so a drawn header means watching.
+    EXPECT_TRUE(wait_until([&] { return capture().find("SOURCE") != std::string::npos; }, std::chrono::seconds(15)))
+        << "never drawn: " << screen;
     incident(ns);
-    std::this_thread::sleep_for(std::chrono::milliseconds(2000));
-    const std::string screen = sh_ok(fmt::format("tmux capture-pane -p -t {}", session));
+    // Redrawn once a second: wait for a frame showing the whole incident (checked below).
+    wait_until([&] {
+        capture();
+        const auto header = screen.find("SOURCE");
+        return screen.find("table  300 / 300") != std::string::npos && header != std::string::npos &&
+               screen.compare(screen.find('\n', header) + 1, 9, "127.0.1.1") == 0 &&
+               screen.find("3908") != std::string::npos;
+    }, std::chrono::seconds(15));
+    screen = sh_ok(fmt::format("tmux capture-pane -p -t {}", session));
     sh(fmt::format("tmux send-keys -t {} q", session));
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
-    const bool still_running = sh(fmt::format("tmux has-session -t {} 2>/dev/null", session)).status == 0;
+    const bool still_running = !wait_until(
+        [&] { return sh(fmt::format("tmux has-session -t {} 2>/dev/null", session)).status != 0; },
+        std::chrono::seconds(5));
     if (still_running) sh(fmt::format("tmux kill-session -t {}", session));
 
     EXPECT_NE(screen.find("table  300 / 300"), std::string::npos) << screen;

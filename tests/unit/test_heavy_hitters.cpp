@@ -27,13 +27,26 @@ std::atomic<uint64_t> g_allocations{0};
 }  // namespace
 
 // Not inlined: GCC would otherwise see free() meet a pointer from new and warn.
+// Every form that the replaced delete may free is replaced too: the standard's nothrow and
+// array forms call these, but ASan's own versions of them do not, so under ASan memory from
+// its nothrow new (std::stable_sort's temporary buffer) reached free() here.
 [[gnu::noinline]] void* operator new(std::size_t n) {
     g_allocations.fetch_add(1, std::memory_order_relaxed);
     if (void* p = std::malloc(n ? n : 1)) return p;
     throw std::bad_alloc();
 }
+[[gnu::noinline]] void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+    g_allocations.fetch_add(1, std::memory_order_relaxed);
+    return std::malloc(n ? n : 1);
+}
+void* operator new[](std::size_t n) { return operator new(n); }
+void* operator new[](std::size_t n, const std::nothrow_t& nt) noexcept { return operator new(n, nt); }
 [[gnu::noinline]] void operator delete(void* p) noexcept { std::free(p); }
 [[gnu::noinline]] void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
 
 namespace {
 

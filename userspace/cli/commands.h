@@ -6,10 +6,11 @@
 #include <vector>
 
 #include "ctbpf/kernel.h"
+#include "ctbpf/version.h"
 
 namespace ctbpf::cli {
 
-inline constexpr const char* kVersion = "0.1.0";
+inline constexpr const char* kVersion = CTBPF_VERSION;
 
 struct EventsArgs {
     bool json = false;
