@@ -66,7 +66,7 @@ struct Fixture {
             top.by_rate.push_back(r);
             top.by_entries.push_back(r);
             top.by_drops.push_back(r);
-            DestRow d{v4(0x0a640000u + static_cast<uint32_t>(i)), static_cast<uint16_t>(3908 + i), 6, 30 - i};
+            DestRow d{v4(0x0a640000u + static_cast<uint32_t>(i)), static_cast<uint16_t>(3908 + i), 6, 30 - i, 0, ""};
             top.destinations.push_back(d);
         }
     }

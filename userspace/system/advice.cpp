@@ -145,8 +145,10 @@ Assessment assess(const TableFacts& f) {
     // look. A warning while it is recent (the operator may be watching the wrong table).
     // This table's own pressure, not theirs, decides the advice below.
     const Level own_level = a.health.level;
+    // Only the host's view warns: nf_conntrack_max is global and the host's operator owns
+    // every namespace; from inside a container, other tables are someone else's (history).
     for (const auto& o : f.other_incidents) {
-        if (o.ago_s <= kRecentLogSeconds) raise(Level::Warning, describe(o));
+        if (f.netns.initial && o.ago_s <= kRecentLogSeconds) raise(Level::Warning, describe(o));
         else a.health.history.push_back(describe(o));
     }
 
