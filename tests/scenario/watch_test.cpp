@@ -96,8 +96,8 @@ TEST_F(Watch, FullScreenViewInTmuxShowsTheIncident) {
     Netns ns("tui");
     ConntrackMax max(300);
     const std::string session = fmt::format("ctbpf-tui-{}", getpid());
-    sh_ok(fmt::format("tmux new-session -d -s {} -x 150 -y 45 '{} watch --netns {} --baseline off'", session,
-                      CTBPF_BIN, ns.name()));
+    sh_ok(fmt::format("tmux new-session -d -s {} -x 150 -y 45 '{} watch --netns {} --baseline off{}'", session,
+                      CTBPF_BIN, ns.name(), backend_arg()));
     std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // attached and drawn once
     incident(ns);
     std::this_thread::sleep_for(std::chrono::milliseconds(2000));
