@@ -19,12 +19,10 @@ namespace scenario {
 
 namespace {
 
-// Reads both pipes until the child closes them (or `until` says stop).
-void pump(int out_fd, int err_fd, std::string& out, std::string& err, int timeout_ms,
-          const std::function<bool()>& until = nullptr) {
+// Reads both pipes until the child closes them, or for at most `timeout_ms`.
+void pump(int out_fd, int err_fd, std::string& out, std::string& err, int timeout_ms) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
     while (out_fd >= 0 || err_fd >= 0) {
-        if (until && until()) return;
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0) return;
         pollfd p[2] = {{out_fd, POLLIN, 0}, {err_fd, POLLIN, 0}};
