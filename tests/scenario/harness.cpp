@@ -20,12 +20,10 @@ namespace scenario {
 
 namespace {
 
-// Reads both pipes until the child closes them (or `until` says stop).
-void pump(int out_fd, int err_fd, std::string& out, std::string& err, int timeout_ms,
-          const std::function<bool()>& until = nullptr) {
+// Reads both pipes until the child closes them, or for at most `timeout_ms`.
+void pump(int out_fd, int err_fd, std::string& out, std::string& err, int timeout_ms) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
     while (out_fd >= 0 || err_fd >= 0) {
-        if (until && until()) return;
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0) return;
         pollfd p[2] = {{out_fd, POLLIN, 0}, {err_fd, POLLIN, 0}};
@@ -44,7 +42,23 @@ void pump(int out_fd, int err_fd, std::string& out, std::string& err, int timeou
     }
 }
 
+const char* env_or(const char* name, const char* fallback) {
+    const char* v = std::getenv(name);
+    return v && *v ? v : fallback;
+}
+
 }  // namespace
+
+const char* ctbpf_bin() { return env_or("CTBPF_TEST_BIN", CTBPF_BUILD_BIN); }
+const char* loadgen_bin() { return env_or("CTBPF_TEST_LOADGEN", CTBPF_BUILD_LOADGEN); }
+const char* source_dir() { return env_or("CTBPF_TEST_SOURCE_DIR", CTBPF_BUILD_SOURCE_DIR); }
+
+const std::string& test_backend() {
+    static const std::string backend = env_or("CTBPF_TEST_BACKEND", "");
+    return backend;
+}
+
+std::string backend_arg() { return test_backend().empty() ? "" : " --backend " + test_backend(); }
 
 CmdResult sh(const std::string& cmd) {
     int o[2], e[2];
@@ -146,61 +160,91 @@ void PrivilegedTest::SetUp() {
     GTEST_SKIP() << why;
 }
 
-std::optional<std::string> Ctbpf::next_line(int timeout_ms) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    while (true) {
-        const auto nl = out_.find('\n');
-        if (nl != std::string::npos) {
-            std::string line = out_.substr(0, nl);
-            out_.erase(0, nl + 1);
-            return line;
-        }
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-        if (left.count() <= 0 || out_fd_ < 0) return std::nullopt;
-        pollfd p{out_fd_, POLLIN, 0};
-        if (poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
-        char buf[65536];
-        const ssize_t n = read(out_fd_, buf, sizeof buf);
-        if (n <= 0) {
-            close(out_fd_);
-            out_fd_ = -1;
-        } else {
-            out_.append(buf, static_cast<size_t>(n));
+void Ctbpf::read_output() {
+    int fds[2] = {out_fd_, err_fd_};
+    while ((fds[0] >= 0 || fds[1] >= 0) && !stop_reading_) {
+        pollfd p[2] = {{fds[0], POLLIN, 0}, {fds[1], POLLIN, 0}};
+        // Bounded, so that a child that never closes its pipes cannot keep the thread.
+        if (poll(p, 2, 100) <= 0) continue;
+        for (int i = 0; i < 2; ++i) {
+            if (p[i].fd < 0 || !(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            char buf[65536];
+            const ssize_t n = read(p[i].fd, buf, sizeof buf);
+            std::lock_guard lock(mu_);
+            if (n > 0) {
+                (i == 0 ? out_ : err_).append(buf, static_cast<size_t>(n));
+            } else {
+                fds[i] = -1;
+                (i == 0 ? out_eof_ : err_eof_) = true;
+            }
+            changed_.notify_all();
         }
     }
+}
+
+std::optional<std::string> Ctbpf::next_line(int timeout_ms) {
+    std::unique_lock lock(mu_);
+    changed_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                      [&] { return out_.find('\n') != std::string::npos || out_eof_; });
+    const auto nl = out_.find('\n');
+    if (nl == std::string::npos) return std::nullopt;
+    std::string line = out_.substr(0, nl);
+    out_.erase(0, nl + 1);
+    return line;
+}
+
+std::string Ctbpf::stderr_text() const {
+    std::lock_guard lock(mu_);
+    return err_;
 }
 
 Ctbpf::Ctbpf(const std::vector<std::string>& args, const std::string& subcommand) {
     int o[2], e[2];
     if (pipe2(o, O_CLOEXEC) != 0 || pipe2(e, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
+    const char* bin = CTBPF_BIN;
+    std::vector<char*> argv{const_cast<char*>(bin), const_cast<char*>(subcommand.c_str())};
+    if (subcommand == "events" || subcommand == "watch") argv.push_back(const_cast<char*>("--json"));
+    // Only the subcommands that attach take --backend (export --live has no such option).
+    const bool takes_backend =
+        subcommand == "events" || subcommand == "watch" || subcommand == "record" || subcommand == "serve";
+    if (takes_backend && !test_backend().empty()) {
+        argv.push_back(const_cast<char*>("--backend"));
+        argv.push_back(const_cast<char*>(test_backend().c_str()));
+    }
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
     pid_ = fork();
     if (pid_ == 0) {
         dup2(o[1], 1);
         dup2(e[1], 2);
-        std::vector<char*> argv{const_cast<char*>(CTBPF_BIN), const_cast<char*>(subcommand.c_str())};
-        if (subcommand == "events" || subcommand == "watch") argv.push_back(const_cast<char*>("--json"));
-        for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-        argv.push_back(nullptr);
-        execv(CTBPF_BIN, argv.data());
+        execv(bin, argv.data());
         _exit(127);
     }
     close(o[1]);
     close(e[1]);
     out_fd_ = o[0];
     err_fd_ = e[0];
+    reader_ = std::thread([this] { read_output(); });
     // Ready once it says so on stderr (attached), or failed if it exits first.
-    std::string out;
-    pump(-1, err_fd_, out, err_, 20000, [&] { return err_.find("watching") != std::string::npos; });
-    if (err_.find("watching") == std::string::npos) {
+    bool ready, closed;
+    {
+        std::unique_lock lock(mu_);
+        changed_.wait_for(lock, std::chrono::seconds(20),
+                          [&] { return err_.find("watching") != std::string::npos || err_eof_; });
+        ready = err_.find("watching") != std::string::npos;
+        closed = err_eof_;
+    }
+    if (!ready) {
         int st = 0;
-        const bool exited = waitpid(pid_, &st, WNOHANG) == pid_;
+        // A closed stderr means it is exiting: reap it rather than racing its exit.
+        const bool exited = waitpid(pid_, &st, closed ? 0 : WNOHANG) == pid_;
         if (exited) pid_ = -1;
         ADD_FAILURE() << "ctbpf did not start ("
                       << (!exited ? "still running after 20 s"
                           : WIFEXITED(st) ? fmt::format("exit status {}{}", WEXITSTATUS(st),
-                                                        WEXITSTATUS(st) == 127 ? ": could not execute " CTBPF_BIN : "")
+                                                        WEXITSTATUS(st) == 127 ? fmt::format(": could not execute {}", bin) : "")
                                           : fmt::format("killed by signal {}", WTERMSIG(st)))
-                      << "): " << err_;
+                      << "): " << stderr_text();
     }
 }
 
@@ -209,18 +253,25 @@ Ctbpf::~Ctbpf() {
         kill(pid_, SIGKILL);
         waitpid(pid_, nullptr, 0);
     }
+    stop_reading_ = true;
+    if (reader_.joinable()) reader_.join();
     if (out_fd_ >= 0) close(out_fd_);
     if (err_fd_ >= 0) close(err_fd_);
 }
 
 void Ctbpf::end_with(int sig) {
-    kill(pid_, sig);
-    pump(out_fd_, err_fd_, out_, err_, 30000);
-    out_fd_ = err_fd_ = -1;
+    // Never kill(-1, ...): that would signal every process there is.
+    if (pid_ > 0) kill(pid_, sig);
+    {
+        // Its output up to the end: both pipes closed, or 30 s.
+        std::unique_lock lock(mu_);
+        changed_.wait_for(lock, std::chrono::seconds(30), [&] { return out_eof_ && err_eof_; });
+    }
+    stop_reading_ = true;
+    if (reader_.joinable()) reader_.join();
     int st = 0;
-    waitpid(pid_, &st, 0);
+    if (pid_ > 0 && waitpid(pid_, &st, 0) == pid_) status_ = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
     pid_ = -1;
-    status_ = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 void Ctbpf::kill9() { end_with(SIGKILL); }
@@ -241,6 +292,8 @@ void Ctbpf::stop() {
     }
     ASSERT_EQ(status_, 0) << err_;
     ASSERT_TRUE(summary_.is_object()) << "no summary line in output";
+    // A run meant for one backend must not pass on another one.
+    if (!test_backend().empty()) EXPECT_EQ(summary_["backend"], test_backend());
 }
 
 nlohmann::json loadgen(const Netns& ns, const std::string& args) {
@@ -252,48 +305,23 @@ long long delta(const std::map<std::string, long long>& before, const std::map<s
     return after.at(column) - before.at(column);
 }
 
-bool Ctbpf::read_some(int timeout_ms) {
-    if (out_fd_ < 0 && err_fd_ < 0) return false;
-    pollfd p[2] = {{out_fd_, POLLIN, 0}, {err_fd_, POLLIN, 0}};
-    if (poll(p, 2, timeout_ms) <= 0) return true;
-    for (int i = 0; i < 2; ++i) {
-        int& fd = i == 0 ? out_fd_ : err_fd_;
-        if (fd < 0 || !(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-        char buf[65536];
-        const ssize_t n = read(fd, buf, sizeof buf);
-        if (n > 0) {
-            (i == 0 ? out_ : err_).append(buf, static_cast<size_t>(n));
-        } else {
-            close(fd);
-            fd = -1;
-        }
-    }
-    return true;
-}
-
 bool Ctbpf::wait_for_stderr(const std::string& text, int timeout_ms) {
-    return wait_until([&] { return err_.find(text) != std::string::npos || !read_some(50); },
-                      std::chrono::milliseconds(timeout_ms), std::chrono::milliseconds(0)) &&
+    std::unique_lock lock(mu_);
+    return changed_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                             [&] { return err_.find(text) != std::string::npos || err_eof_; }) &&
            err_.find(text) != std::string::npos;
 }
 
 void Ctbpf::settle() {
-    // The reader drains the ring buffer at least every 100 ms, so two periods without a line
-    // mean nothing was waiting; a stream still flowing keeps extending the wait (bounded).
+    // The reader drains the ring buffer at least every 100 ms, so 250 ms without output
+    // means nothing was waiting; a stream still flowing keeps extending the wait (bounded).
     using namespace std::chrono;
-    const auto quiet = milliseconds(250);
-    auto last_change = steady_clock::now();
-    size_t seen = out_.size();
-    wait_until(
-        [&] {
-            if (!read_some(50)) return true;
-            if (out_.size() != seen) {
-                seen = out_.size();
-                last_change = steady_clock::now();
-            }
-            return steady_clock::now() - last_change >= quiet;
-        },
-        seconds(10), milliseconds(0));
+    const auto deadline = steady_clock::now() + seconds(10);
+    std::unique_lock lock(mu_);
+    while (steady_clock::now() < deadline && !out_eof_) {
+        const size_t seen = out_.size();
+        if (!changed_.wait_for(lock, milliseconds(250), [&] { return out_.size() != seen || out_eof_; })) return;
+    }
 }
 
 bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds timeout,

@@ -4,17 +4,35 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 namespace scenario {
+
+// The programs under test: the build tree's by default; the environment variables
+// CTBPF_TEST_BIN, CTBPF_TEST_LOADGEN and CTBPF_TEST_SOURCE_DIR point the same test binary at
+// copies elsewhere, where no build tree exists (the kernel matrix's VMs, tools/vmtest).
+const char* ctbpf_bin();
+const char* loadgen_bin();
+const char* source_dir();
+
+// The backend every attaching ctbpf command is told to use: CTBPF_TEST_BACKEND (fentry,
+// kprobe or tracepoint), or "" to leave the choice to ctbpf (auto), as on the host. It lets
+// one test binary check each backend on kernels that offer several.
+const std::string& test_backend();
+// " --backend X" for a ctbpf command line given to sh() that attaches, or "".
+std::string backend_arg();
 
 struct CmdResult {
     int status = -1;  // exit code, or -1 if it did not exit normally
@@ -65,8 +83,11 @@ protected:
     void SetUp() override;
 };
 
-// `ctbpf SUBCOMMAND [--json] ...` as a child (--json for events and watch); the constructor returns once it says on stderr
-// that it is watching.
+// `ctbpf SUBCOMMAND [--json] [--backend X] ...` as a child (--json for events and watch,
+// --backend from test_backend() for the subcommands that take it); the constructor returns
+// once it says on stderr that it is watching. A thread reads its output all along: a child
+// blocked on a full pipe would stop reading its ring buffer, and a late reader sees its
+// events late (drops then lose their table-full reason, which is judged within a second).
 class Ctbpf {
 public:
     explicit Ctbpf(const std::vector<std::string>& args, const std::string& subcommand = "events");
@@ -80,19 +101,24 @@ public:
     const std::vector<nlohmann::json>& events() const { return events_; }
     const nlohmann::json& summary() const { return summary_; }
     int exit_status() const { return status_; }
-    const std::string& stderr_text() const { return err_; }
-    // Reads the child's output until its stderr contains `text`; false if it did not within
+    std::string stderr_text() const;
+    // Waits until the child's stderr contains `text`; false if it did not within
     // `timeout_ms` (what it wrote so far is in stderr_text()).
     bool wait_for_stderr(const std::string& text, int timeout_ms);
 
 private:
+    void read_output();      // the reader thread
     void end_with(int sig);  // signal, read what is left, reap
-    bool read_some(int timeout_ms);  // into out_/err_; false once both pipes are closed
     void settle();  // until standard output goes quiet
 
     pid_t pid_ = -1;
     int out_fd_ = -1, err_fd_ = -1;
-    std::string out_, err_;
+    std::thread reader_;
+    std::atomic<bool> stop_reading_{false};
+    mutable std::mutex mu_;
+    std::condition_variable changed_;
+    std::string out_, err_;          // guarded by mu_
+    bool out_eof_ = false, err_eof_ = false;  // guarded by mu_
     std::vector<nlohmann::json> events_;
     nlohmann::json summary_;
     int status_ = -1;
@@ -112,3 +138,8 @@ bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds tim
                 std::chrono::milliseconds every = std::chrono::milliseconds(100));
 
 }  // namespace scenario
+
+// The names the tests use; compile definitions CTBPF_BUILD_* hold the build tree's paths.
+#define CTBPF_BIN (::scenario::ctbpf_bin())
+#define LOADGEN_BIN (::scenario::loadgen_bin())
+#define CTBPF_SOURCE_DIR (::scenario::source_dir())

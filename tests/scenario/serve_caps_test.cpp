@@ -30,7 +30,7 @@ using namespace scenario;
 
 namespace {
 
-constexpr const char* kUnit = CTBPF_SOURCE_DIR "/deploy/systemd/ctbpf-serve.service";
+const std::string kUnit = std::string(CTBPF_SOURCE_DIR) + "/deploy/systemd/ctbpf-serve.service";
 constexpr const char* kListen = "127.0.0.1:9669";  // inside the test namespace: no clash
 
 // Capability numbers, as in <linux/capability.h> (index = bit).
@@ -102,8 +102,9 @@ class Serve {
 public:
     Serve(const Netns& ns, const PublicCopy& copy, const std::set<std::string>& caps)
         : err_path_(copy.dir() + "/serve.err") {
-        const std::string cmd = fmt::format("exec ip netns exec {} {} {} serve --listen {} 2>{} >/dev/null",
-                                            ns.name(), as_nobody(caps), copy.bin(), kListen, err_path_);
+        const std::string cmd = fmt::format("exec ip netns exec {} {} {} serve --listen {}{} 2>{} >/dev/null",
+                                            ns.name(), as_nobody(caps), copy.bin(), kListen, backend_arg(),
+                                            err_path_);
         pid_ = fork();
         if (pid_ == 0) {
             execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
@@ -214,8 +215,8 @@ TEST_F(ServeCaps, EachMissingCapabilityIsNamedInAOneLineError) {
         std::set<std::string> fewer = caps_;
         fewer.erase(missing);
         // --duration bounds the run should it start anyway.
-        const CmdResult r = sh(fmt::format("ip netns exec {} {} {} serve --listen {} --duration 5", ns.name(),
-                                           as_nobody(fewer), copy.bin(), kListen));
+        const CmdResult r = sh(fmt::format("ip netns exec {} {} {} serve --listen {} --duration 5{}", ns.name(),
+                                           as_nobody(fewer), copy.bin(), kListen, backend_arg()));
         EXPECT_NE(r.status, 0) << "started without CAP_" << upper(missing);
         std::string err = r.err;
         while (!err.empty() && err.back() == '\n') err.pop_back();

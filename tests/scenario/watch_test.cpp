@@ -95,8 +95,8 @@ TEST_F(Watch, FullScreenViewInTmuxShowsTheIncident) {
     Netns ns("tui");
     ConntrackMax max(300);
     const std::string session = fmt::format("ctbpf-tui-{}", getpid());
-    sh_ok(fmt::format("tmux new-session -d -s {} -x 150 -y 45 '{} watch --netns {} --baseline off'", session,
-                      CTBPF_BIN, ns.name()));
+    sh_ok(fmt::format("tmux new-session -d -s {} -x 150 -y 45 '{} watch --netns {} --baseline off{}'", session,
+                      CTBPF_BIN, ns.name(), backend_arg()));
     std::string screen;
     auto capture = [&] { return screen = sh(fmt::format("tmux capture-pane -p -t {}", session)).out; };
     // The view is drawn only after ctbpf has attached, so a drawn header means watching.

@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
 # Kernel matrix: boots Debian's cloud kernels under qemu (plain emulation, no KVM needed)
-# and runs the scenarios of tests/scenario inside (tools/vmtest/scenarios.sh), once per
-# backend the kernel should offer, comparing ctbpf's totals with the kernel's counters.
+# and runs the scenario test binary of tests/scenario inside (tools/vmtest/gtest.sh), once
+# per backend the kernel should offer, with the tests that tests/vm/scenario-tests.txt
+# picks: the same assertions the host's ctest runs with the tracepoint backend.
 #
 #   tools/vmtest/run.sh [--kernel 6.1|6.12|all] [--cache DIR] [--ctbpf BIN] [--loadgen BIN]
-#                       [--backends "fentry kprobe"] [--timeout SECONDS] [--script FILE]
-#                       [--with COMMAND]...
+#                       [--tests BIN] [--list FILE] [--backends "fentry kprobe"]
+#                       [--timeout SECONDS] [--script FILE] [--with COMMAND]...
 #
-# --script runs FILE in the VM instead of the scenarios, --with copies another host
-# command in (e.g. bpftool): to look around; the console log is kept in the cache.
+# --tests is the scenario binary (default build/tests/scenario/ctbpf_scenario_tests),
+# --list the test list. --script runs FILE in the VM instead of the tests, --with copies
+# another host command in (e.g. bpftool): to look around; the console log is kept in the
+# cache.
 #
 # Kernels: the current bookworm 6.1 and bookworm-backports 6.12 cloud images, fetched with
 # apt-get download into the cache (default build/vmtest-cache, or $CTBPF_VMTEST_CACHE) and
 # reused. Needs: qemu-system-x86 busybox-static cpio xz-utils zstd kmod (tools/setup.sh),
-# and nft, conntrack, ip on the host (copied into the VM with their libraries).
-# Prints the VM's CTBPF-VM-RESULT lines; exits 0 only if every one passed and every VM
-# finished its run.
+# and nft, conntrack, ip, dash, setpriv on the host (copied into the VM with their libraries).
+# Prints the VM's CTBPF-VM-RESULT lines (one per test and backend) and the output of failed
+# tests; exits 0 only if every listed test passed with every backend and every VM finished.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
@@ -25,9 +28,11 @@ kernels=all
 cache=${CTBPF_VMTEST_CACHE:-$top/build/vmtest-cache}
 ctbpf=$top/build/ctbpf
 loadgen=$top/build/tools/ctbpf-loadgen
+tests=$top/build/tests/scenario/ctbpf_scenario_tests
+list=$top/tests/vm/scenario-tests.txt
 backends=""
 timeout=900
-script=$here/scenarios.sh
+script=$here/gtest.sh
 extra=()
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -35,6 +40,8 @@ while [ $# -gt 0 ]; do
 	--cache) cache=$2; shift 2 ;;
 	--ctbpf) ctbpf=$2; shift 2 ;;
 	--loadgen) loadgen=$2; shift 2 ;;
+	--tests) tests=$2; shift 2 ;;
+	--list) list=$2; shift 2 ;;
 	--backends) backends=$2; shift 2 ;;
 	--timeout) timeout=$2; shift 2 ;;
 	--script) script=$(realpath "$2"); shift 2 ;;
@@ -44,11 +51,38 @@ while [ $# -gt 0 ]; do
 done
 [ "$kernels" = all ] && kernels="6.1 6.12"
 
-for c in qemu-system-x86_64 cpio xz zstd depmod gzip dpkg apt-get nft conntrack ip ldd; do
-	command -v "$c" >/dev/null || die "'$c' is missing: run tools/setup.sh (qemu-system-x86 busybox-static cpio xz-utils zstd kmod nftables conntrack iproute2)"
+for c in qemu-system-x86_64 cpio xz zstd depmod gzip dpkg apt-get nft conntrack ip dash setpriv ldd strip; do
+	command -v "$c" >/dev/null || die "'$c' is missing: run tools/setup.sh (qemu-system-x86 busybox-static cpio xz-utils zstd kmod nftables conntrack iproute2 dash util-linux binutils)"
 done
 [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1 || die "/bin/busybox must be the static one: install busybox-static"
-[ -x "$ctbpf" ] && [ -x "$loadgen" ] || die "build first: $ctbpf or $loadgen is missing"
+[ -x "$ctbpf" ] && [ -x "$loadgen" ] && [ -x "$tests" ] || die "build first: $ctbpf, $loadgen or $tests is missing"
+
+# The googletest filters of the list (see its header): EVERY runs once per backend, ONCE
+# with the first. A listed test the binary lacks fails the run (the matrix would quietly
+# run less); a test the list does not name is only reported, so that adding a scenario
+# does not break the matrix before someone decides where it runs.
+every="" once=""
+if [ "$script" = "$here/gtest.sh" ]; then
+	[ -r "$list" ] || die "no test list $list"
+	have=$("$tests" --gtest_list_tests | awk '/^[^ ]/ { suite = $1 } /^  / { print suite $1 }')
+	[ -n "$have" ] || die "$tests lists no tests"
+	while read -r how name _; do
+		case $how in
+		''|'#'*) continue ;;
+		every|once|skip) ;;
+		*) die "$list: '$how $name': the first word must be every, once or skip" ;;
+		esac
+		grep -qxF "$name" <<< "$have" || die "$list names $name, which $tests does not have"
+		case $how in
+		every) every=$every${every:+:}$name ;;
+		once) once=$once${once:+:}$name ;;
+		esac
+	done < "$list"
+	for name in $have; do
+		grep -qE "^(every|once|skip)[[:space:]]+$name([[:space:]]|\$)" "$list" ||
+			echo "vmtest: warning: $name is not in $list: not run in the VMs"
+	done
+fi
 mkdir -p "$cache/debs"
 cache=$(cd "$cache" && pwd)
 # One VM at a time per cache, even across ctest runs: a VM needs both CPUs of a small
@@ -133,23 +167,39 @@ copy_modules() {
 
 build_initrd() {
 	local tree=$1 ver=$2 want=$3 out=$4 root=$cache/root-$2
-	rm -rf "$root" && mkdir -p "$root"/{bin,dev,proc,sys,tmp,etc,run}
+	rm -rf "$root" && mkdir -p "$root"/{bin,dev,proc,sys,tmp,etc,run,usr/bin}
 	cp /bin/busybox "$root/bin/busybox"
+	# The tests' sh -c and ip netns exec need a shell that runs what PATH finds: busybox sh
+	# runs its own applets first (its `ip` has no netns). init.sh keeps this /bin/sh.
+	copy_with_libs "$root" "$(command -v dash)" /bin/sh
 	install -m 755 "$here/init.sh" "$root/init"
-	install -m 755 "$script" "$root/scenarios.sh"
+	install -m 755 "$script" "$root/run-tests.sh"
 	copy_with_libs "$root" "$ctbpf" /usr/local/bin/ctbpf
 	copy_with_libs "$root" "$loadgen" /usr/local/bin/ctbpf-loadgen
+	copy_with_libs "$root" "$tests" /usr/local/bin/ctbpf_scenario_tests
+	# Debug information would only fill the VM's memory (the initramfs lives there).
+	strip --strip-debug "$root"/usr/local/bin/ctbpf*
 	for c in nft conntrack ip; do copy_with_libs "$root" "$(command -v $c)" "/usr/sbin/$c"; done
+	# util-linux's, for the capability options busybox's applet lacks.
+	copy_with_libs "$root" "$(command -v setpriv)" /usr/bin/setpriv
 	for c in "${extra[@]}"; do copy_with_libs "$root" "$c" "/usr/local/bin/$(basename "$c")"; done
 	cp /etc/protocols /etc/services "$root/etc/" 2>/dev/null || true
 	copy_modules "$root" "$tree" "$ver"
-	echo "BACKENDS=\"$want\"" > "$root/etc/ctbpf-vm.conf"
+	# DEADLINE: seconds after boot by which gtest.sh kills a run that is still going, so
+	# that the VM reports and powers off before qemu's timeout.
+	cat > "$root/etc/ctbpf-vm.conf" <<-EOF
+	BACKENDS="$want"
+	EVERY="$every"
+	ONCE="$once"
+	DEADLINE=$((timeout - 20))
+	EOF
 	(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$out"
 	rm -rf "$root"
 }
 
-# Kernel x backend runs that fail for a reason outside ctbpf's fentry/kprobe code; they
-# still run and are reported, but do not fail the test (see docs/vm-matrix.md).
+# Results that fail for a reason outside ctbpf's fentry/kprobe code, as SERIES:BACKEND (a
+# whole backend) or SERIES:BACKEND:Suite.Test (one test); they still run and are reported,
+# but do not fail the test (see docs/vm-matrix.md).
 known_failures=${CTBPF_VMTEST_KNOWN_FAILURES-""}
 
 failed=0
@@ -177,12 +227,13 @@ for series in $kernels; do
 	lines=$(tr -d '\r' < "$log" | grep -o 'CTBPF-VM-.*' || true)
 	echo "$lines"
 	runs=0 passed=0 bad=0 known=0
-	while read -r tag _ b _ p _; do
+	while read -r tag _ b t p _; do
 		[ "$tag" = CTBPF-VM-RESULT ] || continue
 		runs=$((runs + 1))
+		b=${b#backend=} t=${t#test=}
 		if [ "$p" = pass=1 ]; then
 			passed=$((passed + 1))
-		elif [[ " $known_failures " == *" $series:${b#backend=} "* ]]; then
+		elif [[ " $known_failures " == *" $series:$b "* || " $known_failures " == *" $series:$b:$t "* ]]; then
 			known=$((known + 1))
 		else
 			bad=$((bad + 1))
@@ -197,7 +248,7 @@ for series in $kernels; do
 		bad=$((bad + 1))
 	fi
 	[ $known -eq 0 ] || echo "vmtest: $ver: $known failed runs not counted, known failures: $known_failures"
-	echo "vmtest: $ver: $passed of $runs scenario runs passed, $bad failures, $(($(date +%s) - start)) s (console log: $log)"
+	echo "vmtest: $ver: $passed of $runs test runs passed, $bad failures, $(($(date +%s) - start)) s (console log: $log)"
 	[ "$bad" -eq 0 ] || failed=1
 done
 exit $failed

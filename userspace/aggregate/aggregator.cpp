@@ -219,16 +219,12 @@ std::vector<const SourceStats*> Aggregator::top_sources(SortKey key, size_t n, u
     // Primary key, then a secondary one so that sources equal on the first (e.g. all idle
     // in the last second) still come out in a useful order, then the address. Keys are
     // computed once per source, not per comparison: rates walk the window.
-    // Rates rank over windows that end now, the second in progress included: shown, that
-    // second would read low, but a burst in it must not rank below sources idle since
-    // (a snapshot taken right after a burst put a quiet source first).
-    const uint64_t rank_sec = now_sec + 1;
     auto metric = [&](const SourceStats* s) -> std::pair<double, double> {
         const auto inserts = static_cast<double>(s->inserts);
         switch (key) {
             case SortKey::Inserts: return {inserts, static_cast<double>(s->drops)};
-            case SortKey::Rate1s: return {s->insert_rate.rate(rank_sec, 1), s->insert_rate.rate(rank_sec, 10) + inserts * 1e-9};
-            case SortKey::Rate10s: return {s->insert_rate.rate(rank_sec, 10), s->insert_rate.rate(rank_sec, 1) + inserts * 1e-9};
+            case SortKey::Rate1s: return {s->insert_rate.rate(now_sec, 1), s->insert_rate.rate(now_sec, 10) + inserts * 1e-9};
+            case SortKey::Rate10s: return {s->insert_rate.rate(now_sec, 10), s->insert_rate.rate(now_sec, 1) + inserts * 1e-9};
             case SortKey::Entries: return {static_cast<double>(s->entries), inserts};
             case SortKey::Drops: return {static_cast<double>(s->drops), inserts};
         }
@@ -250,8 +246,8 @@ std::vector<const SourceStats*> Aggregator::top_sources(SortKey key, size_t n, u
     // bound that costs no walk of the window comes first (a rate over w seconds is at most
     // the source's inserts / w).
     auto primary = [&](const SourceStats& s) {
-        if (key == SortKey::Rate1s) return s.insert_rate.rate(rank_sec, 1);
-        if (key == SortKey::Rate10s) return s.insert_rate.rate(rank_sec, 10);
+        if (key == SortKey::Rate1s) return s.insert_rate.rate(now_sec, 1);
+        if (key == SortKey::Rate10s) return s.insert_rate.rate(now_sec, 10);
         return metric(&s).first;
     };
     const double bound_div = key == SortKey::Rate1s ? 1 : key == SortKey::Rate10s ? 10 : 0;

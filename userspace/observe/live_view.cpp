@@ -137,7 +137,10 @@ void LiveModel::rows(LiveSnapshot& snap, const Aggregator& agg, const ModelOptio
     const SortKey key = opt.sort == SourceSort::Rate ? SortKey::Rate10s
                         : opt.sort == SourceSort::Entries ? SortKey::Entries
                                                           : SortKey::Drops;
-    auto rows = agg.top_sources(key, opt.cidr ? agg.source_count() : opt.top, now_sec);
+    // Ranked over windows that end now, the second in progress included (shown, that second
+    // would read low; ranked without it, a snapshot taken right after a burst put sources
+    // idle since above the one that just filled the table).
+    auto rows = agg.top_sources(key, opt.cidr ? agg.source_count() : opt.top, now_sec + 1);
     for (const SourceStats* s : rows) {
         if (opt.cidr && !opt.cidr->contains(s->addr)) continue;
         if (snap.sources.size() >= opt.top) break;
