@@ -12,6 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include "ctbpf/table.h"
+
 namespace ctbpf {
 
 // Where /proc, /sys and /dev are; tests point them at a fake tree.
@@ -87,7 +89,7 @@ struct RecentActivity {
 };
 
 struct TableFacts {
-    uint64_t count = 0, max = 0, buckets = 0;   // nf_conntrack_{count,max,buckets}; max 0 = no limit
+    TableState table;                           // nf_conntrack_{count,max,buckets}; max 0 = no limit
     std::optional<uint64_t> hashsize;           // /sys/module/nf_conntrack/parameters/hashsize
     std::map<std::string, uint64_t> timeouts;   // "tcp_timeout_established" -> seconds
     uint64_t object_size = kDefaultConntrackObjectSize;
@@ -154,7 +156,8 @@ inline constexpr double kWarnFill = 0.80, kCriticalFill = 0.95;
 // A table that will be full within this long at its current growth is a warning (the same
 // horizon as the shipped ConntrackTableFullSoon alert).
 inline constexpr double kFullSoonSeconds = 600;
-// A table-full kernel log line this recent is a warning: the table was full a moment ago.
+// Another namespace's table-full kernel log line this recent is a warning in the host's view
+// (its drop counters cannot be read from here; the log line is the only sign).
 inline constexpr double kRecentLogSeconds = 60;
 // Other namespaces' table-full lines up to this old are named (history beyond a minute).
 inline constexpr double kOtherIncidentSeconds = 600;

@@ -39,9 +39,8 @@ std::string netns_name(const RecordingHeader& h, uint32_t inum) {
 // The advice `status` gives, for the table as it was at its peak.
 Assessment advice_for(const Incident& in) {
     TableFacts f;
-    f.count = static_cast<uint64_t>(std::max<int64_t>(0, in.peak_count));
-    f.max = static_cast<uint64_t>(std::max<int64_t>(0, in.max));
-    f.buckets = static_cast<uint64_t>(std::max<int64_t>(0, in.buckets));
+    f.table = TableState{0, std::max<int64_t>(0, in.peak_count), std::max<int64_t>(0, in.max),
+                         std::max<int64_t>(0, in.buckets)};
     f.counters["drop"] = static_cast<uint64_t>(std::max<int64_t>(0, in.totals.drop));
     f.counters["early_drop"] = static_cast<uint64_t>(std::max<int64_t>(0, in.totals.early_drop));
     f.kernel_log.readable = true;

@@ -26,7 +26,7 @@ constexpr int kCannotRead = 3;  // 1 and 2 already mean warning and critical
 
 std::string to_json(const TableFacts& f, const Assessment& a) {
     nlohmann::json j;
-    j["table"] = {{"count", f.count}, {"max", f.max}, {"buckets", f.buckets}, {"fill", a.fill}};
+    j["table"] = {{"count", f.table.count}, {"max", f.table.max}, {"buckets", f.table.buckets}, {"fill", a.fill}};
     j["memory"] = {{"object_size", f.object_size},       {"object_size_estimated", f.object_size_estimated},
                    {"now_bytes", a.memory.now_bytes},    {"at_max_bytes", a.memory.at_max_bytes},
                    {"hash_bytes", a.memory.hash_bytes}};
@@ -86,10 +86,10 @@ std::string to_text(const TableFacts& f, const Assessment& a) {
     auto row = [&](std::string_view label, const std::string& value) { fmt::format_to(out, "  {:<34} {}\n", label, value); };
 
     fmt::format_to(out, "Table\n");
-    row("entries", f.max ? fmt::format("{} of {} ({:.1f}% full)", f.count, f.max, a.fill * 100)
-                         : fmt::format("{} (no maximum)", f.count));
-    row("hash buckets", f.hashsize ? fmt::format("{} (hashsize parameter {})", f.buckets, *f.hashsize)
-                                   : fmt::format("{}", f.buckets));
+    row("entries", f.table.max ? fmt::format("{} of {} ({:.1f}% full)", f.table.count, f.table.max, a.fill * 100)
+                         : fmt::format("{} (no maximum)", f.table.count));
+    row("hash buckets", f.hashsize ? fmt::format("{} (hashsize parameter {})", f.table.buckets, *f.hashsize)
+                                   : fmt::format("{}", f.table.buckets));
 
     fmt::format_to(out, "\nMemory\n");
     row("entry size", f.object_size_estimated
@@ -98,7 +98,7 @@ std::string to_text(const TableFacts& f, const Assessment& a) {
                           : fmt::format("{} bytes (from /proc/slabinfo)", f.object_size));
     row("entries now", human_bytes(a.memory.now_bytes));
     row("entries at maximum", human_bytes(a.memory.at_max_bytes));
-    row("hash table", fmt::format("{} ({} buckets x {} bytes)", human_bytes(a.memory.hash_bytes), f.buckets,
+    row("hash table", fmt::format("{} ({} buckets x {} bytes)", human_bytes(a.memory.hash_bytes), f.table.buckets,
                                   kHashBucketSize));
 
     fmt::format_to(out, "\nTimeouts (net.netfilter.nf_conntrack_*)\n");

@@ -49,13 +49,11 @@ LiveSnapshot LiveModel::take(const Aggregator& agg, const DropCounts& drops, con
 
     // Judge the fullest table with the same rules as `ctbpf status`.
     TableFacts f = facts_;
-    f.count = static_cast<uint64_t>(std::max<int64_t>(0, top.count));
-    f.max = static_cast<uint64_t>(std::max<int64_t>(0, top.max));
-    f.buckets = static_cast<uint64_t>(std::max<int64_t>(0, top.buckets));
+    f.table = top;
     snap.object_size = f.object_size;
     snap.object_size_estimated = f.object_size_estimated;
-    snap.mem_now = f.count * f.object_size;
-    snap.mem_max = f.max * f.object_size;
+    snap.mem_now = static_cast<uint64_t>(std::max<int64_t>(0, f.table.count)) * f.object_size;
+    snap.mem_max = static_cast<uint64_t>(std::max<int64_t>(0, f.table.max)) * f.object_size;
     snap.baseline = baseline_;
     snap.baseline_entries = baseline_entries_;
     snap.baseline_seconds = baseline_seconds_;

@@ -33,8 +33,13 @@ uint64_t next_pow2(uint64_t n) {
     return p;
 }
 
+namespace {
+uint64_t nonneg(int64_t v) { return static_cast<uint64_t>(std::max<int64_t>(0, v)); }
+}  // namespace
+
 Memory memory_of(const TableFacts& f) {
-    return {f.count * f.object_size, f.max * f.object_size, f.buckets * kHashBucketSize};
+    return {nonneg(f.table.count) * f.object_size, nonneg(f.table.max) * f.object_size,
+            nonneg(f.table.buckets) * kHashBucketSize};
 }
 
 uint64_t recommended_max(uint64_t count, uint64_t max) { return next_pow2(std::max(2 * count, 2 * max)); }
@@ -77,14 +82,14 @@ std::string human_seconds(uint64_t s) {
 Assessment assess(const TableFacts& f) {
     Assessment a;
     a.memory = memory_of(f);
-    a.fill = f.max ? static_cast<double>(f.count) / static_cast<double>(f.max) : 0.0;
+    a.fill = f.table.max ? static_cast<double>(f.table.count) / static_cast<double>(f.table.max) : 0.0;
     auto raise = [&](Level l, std::string why) {
         a.health.level = std::max(a.health.level, l);
         a.health.reasons.push_back(std::move(why));
     };
 
     // --- Health -------------------------------------------------------------------------
-    const std::string fill_text = fmt::format("table is {} full ({} of {} entries)", percent(a.fill), f.count, f.max);
+    const std::string fill_text = fmt::format("table is {} full ({} of {} entries)", percent(a.fill), f.table.count, f.table.max);
     if (a.fill >= kCriticalFill)
         raise(Level::Critical, fill_text + ": when it reaches 100% new connections are dropped");
     else if (a.fill >= kWarnFill)
@@ -98,8 +103,9 @@ Assessment assess(const TableFacts& f) {
         return when;
     };
     if (f.recent) {
-        // Now: the window just measured. What happened before it is history, shown but not
-        // judged, so that a fixed table reads ok again.
+        // Now: the window just measured. What happened before it (the kernel log included:
+        // the window's drop counter already says whether the table is full now) is history,
+        // shown but not judged, so that a fixed table reads ok again at once.
         const RecentActivity& r = *f.recent;
         if (r.drop)
             raise(Level::Critical, fmt::format("conntrack dropped {} packets in the last {:.0f} s ({:.0f}/s): no entry "
@@ -109,16 +115,12 @@ Assessment assess(const TableFacts& f) {
             raise(Level::Warning, fmt::format("{} entries were evicted early in the last {:.0f} s to make room: the "
                                               "table is at its maximum",
                                               r.early_drop, r.seconds));
-        if (f.max > 0 && f.count < f.max && r.growth_per_s > 0) {
-            const double eta = static_cast<double>(f.max - f.count) / r.growth_per_s;
+        if (f.table.max > 0 && f.table.count < f.table.max && r.growth_per_s > 0) {
+            const double eta = static_cast<double>(f.table.max - f.table.count) / r.growth_per_s;
             if (eta < kFullSoonSeconds)
                 raise(Level::Warning, fmt::format("the table grows by {:.0f} entries/s: full in {} at this rate",
                                                   r.growth_per_s, human_seconds(static_cast<uint64_t>(eta) + 1)));
         }
-        if (log_counts && f.uptime_s && *f.uptime_s - log.table_full.back().seconds <= kRecentLogSeconds &&
-            !r.drop)
-            raise(Level::Warning, fmt::format("the kernel logged 'table full, dropping packet' for this namespace at {}",
-                                              ago(log.table_full.back().seconds)));
         if (const uint64_t drop = counter(f, "drop"))
             a.health.history.push_back(fmt::format("{} packets dropped since boot (counter 'drop')", drop));
         if (const uint64_t early = counter(f, "early_drop"))
@@ -159,11 +161,11 @@ Assessment assess(const TableFacts& f) {
                                                 "run the command on the host (initial namespace).";
     // Raising the limit is advised for pressure now (or, without a window, in the span judged).
     const bool pressure = a.fill >= kWarnFill || own_level != Level::Ok;
-    if (pressure && f.max > 0) {
-        a.recommended_max = recommended_max(f.count, f.max);
+    if (pressure && f.table.max > 0) {
+        a.recommended_max = recommended_max(f.table.count, f.table.max);
         a.sysctl_conf_lines.push_back(fmt::format("net.netfilter.nf_conntrack_max = {}", a.recommended_max));
         a.advice.push_back(
-            {fmt::format("raise nf_conntrack_max from {} to {}", f.max, a.recommended_max),
+            {fmt::format("raise nf_conntrack_max from {} to {}", f.table.max, a.recommended_max),
              fmt::format("sysctl -w net.netfilter.nf_conntrack_max={}", a.recommended_max),
              fmt::format("When the table is full the kernel drops the first packet of every new connection. {} is "
                          "the next power of two at or above twice the current entries and twice the current "
@@ -172,12 +174,12 @@ Assessment assess(const TableFacts& f) {
                          a.recommended_max, f.object_size, human_bytes(a.recommended_max * f.object_size),
                          human_bytes(a.memory.at_max_bytes), where)});
     }
-    const uint64_t target_max = a.recommended_max ? a.recommended_max : f.max;
-    if (f.buckets > 0 && f.buckets < target_max) {
+    const uint64_t target_max = a.recommended_max ? a.recommended_max : nonneg(f.table.max);
+    if (f.table.buckets > 0 && nonneg(f.table.buckets) < target_max) {
         a.recommended_buckets = recommended_buckets(target_max);
         a.sysctl_conf_lines.push_back(fmt::format("net.netfilter.nf_conntrack_buckets = {}", a.recommended_buckets));
         a.advice.push_back(
-            {fmt::format("grow the hash table from {} to {} buckets", f.buckets, a.recommended_buckets),
+            {fmt::format("grow the hash table from {} to {} buckets", f.table.buckets, a.recommended_buckets),
              fmt::format("echo {} > /sys/module/nf_conntrack/parameters/hashsize", a.recommended_buckets),
              fmt::format("Each entry is hashed twice (original and reply direction), so one bucket per allowed "
                          "entry keeps lookup chains at about 2 entries; that is the kernel's own default since "

@@ -163,8 +163,9 @@ KernelLog parse_kmsg(std::string_view text, const NetnsId& netns) {
         }
         if (!ours) {
             log.other_netns++;
-            // Lines from before 6.17 name no namespace: only counted.
-            if (named) {
+            // Lines from before 6.17 name no namespace: only counted. Lines naming our own
+            // inode from before we existed are an earlier namespace's: nobody to name.
+            if (named && *named != netns.inode) {
                 auto& o = log.others[*named];
                 o.lines++;
                 o.last_s = std::max(o.last_s, seconds);
@@ -220,9 +221,9 @@ TableFacts read_table_facts(const SystemRoots& roots) {
                                 "(nf_conntrack not loaded; `modprobe nf_conntrack`, or any ct rule, loads it)",
                                 (nf / "nf_conntrack_count").string()));
     }
-    f.count = *count;
-    f.max = read_u64(nf / "nf_conntrack_max").value_or(0);
-    f.buckets = read_u64(nf / "nf_conntrack_buckets").value_or(0);
+    f.table.count = static_cast<int64_t>(*count);
+    f.table.max = static_cast<int64_t>(read_u64(nf / "nf_conntrack_max").value_or(0));
+    f.table.buckets = static_cast<int64_t>(read_u64(nf / "nf_conntrack_buckets").value_or(0));
     f.hashsize = read_u64(roots.sys / "module/nf_conntrack/parameters/hashsize");
 
     std::error_code ec;
