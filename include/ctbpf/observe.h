@@ -18,6 +18,7 @@
 #include "ctbpf/aggregator.h"
 #include "ctbpf/baseline.h"
 #include "ctbpf/decode.h"
+#include "ctbpf/fd.h"
 #include "ctbpf/kernel.h"
 #include "ctbpf/live_view.h"
 #include "ctbpf/table.h"
@@ -126,6 +127,10 @@ struct LoopOptions {
 // signalfd, drains at least every tick, then calls `on_tick` (flush output, publish...),
 // which may return false to stop. Returns the signal that stopped it, or 0.
 int run_loop(Session& s, const LoopOptions& opt, const std::function<bool()>& on_tick);
+
+// A non-blocking signalfd that reads SIGINT and SIGTERM (blocked by block_stop_signals):
+// for loops of their own, such as a replay, that must stop as run_loop does.
+UniqueFd stop_signal_fd();
 
 // Blocks SIGINT/SIGTERM (read through a signalfd, so nothing recorded is lost to a signal
 // arriving mid-write) and ignores SIGPIPE. Call before starting any thread.

@@ -134,12 +134,7 @@ int replay(const WatchArgs& a) {
     View view(a, mo, model, agg, drops);
 
     block_stop_signals();
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    const UniqueFd sig(signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
-    if (!sig) throw_errno("signalfd", errno);
+    const UniqueFd sig = stop_signal_fd();
     auto last_real = std::chrono::steady_clock::now();
     while (true) {
         const auto now = std::chrono::steady_clock::now();

@@ -22,13 +22,18 @@ void block_stop_signals() {
     signal(SIGPIPE, SIG_IGN);
 }
 
-int run_loop(Session& s, const LoopOptions& opt, const std::function<bool()>& on_tick) {
+UniqueFd stop_signal_fd() {
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
-    const UniqueFd sig(signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
+    UniqueFd sig(signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
     if (!sig) throw_errno("signalfd", errno);
+    return sig;
+}
+
+int run_loop(Session& s, const LoopOptions& opt, const std::function<bool()>& on_tick) {
+    const UniqueFd sig = stop_signal_fd();
     const UniqueFd epoll(epoll_create1(EPOLL_CLOEXEC));
     if (!epoll) throw_errno("epoll_create1", errno);
     const int sfd = sig.get(), ep = epoll.get();
