@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "commands.h"
 #include "ctbpf/aggregator.h"
@@ -119,6 +120,14 @@ int cmd_events(const EventsArgs& a) {
 }
 
 int cmd_probe(bool json) {
+    // Without CAP_BPF the program-based probes all read "no": say that this is the reason,
+    // not the kernel (a non-root user was told "needs 6.4+" on 6.18).
+    std::string privileges;
+    try {
+        require_privileges(false);
+    } catch (const Error& e) {
+        privileges = std::string(e.what()) + " (the probes that load a program read 'no' without them)";
+    }
     const KernelFeatures f = probe_kernel();
     std::string chosen, why, error, drops;
     try {
@@ -131,14 +140,14 @@ int cmd_probe(bool json) {
     }
     auto yn = [](bool b) { return b ? "yes" : "no"; };
     if (json) {
-        std::string notes;
-        for (const auto& n : f.notes) notes += fmt::format("{}\"{}\"", notes.empty() ? "" : ",", n);
-        fmt::print(R"({{"kernel":"{}","btf":{},"ringbuf":{},"tp_btf":{},"netfilter_link":{},"kprobes":{},)"
-                   R"("fentry":{},"backend":"{}","why":"{}","drops":"{}","error":"{}","notes":[{}]}})"
-                   "\n",
-                   f.release, f.btf, f.ringbuf, f.tp_btf, f.netfilter_link, f.kprobes, f.fentry, chosen, why, drops,
-                   error, notes);
+        const nlohmann::json j = {{"kernel", f.release},   {"btf", f.btf},       {"ringbuf", f.ringbuf},
+                                  {"tp_btf", f.tp_btf},    {"netfilter_link", f.netfilter_link},
+                                  {"kprobes", f.kprobes},  {"fentry", f.fentry}, {"backend", chosen},
+                                  {"why", why},            {"drops", drops},     {"error", error},
+                                  {"privileges", privileges}, {"notes", f.notes}};
+        fmt::print("{}\n", j.dump());
     } else {
+        if (!privileges.empty()) fmt::print("privileges        {}\n", privileges);
         fmt::print("kernel            {}\n", f.release);
         fmt::print("BTF               {}\n", yn(f.btf));
         fmt::print("ring buffer       {}\n", yn(f.ringbuf));

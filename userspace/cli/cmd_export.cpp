@@ -1,6 +1,10 @@
 // `ctbpf export`: flame-style per-source summaries of a recording (or of a live capture):
 // which networks, then hosts, then ports fill the table, as folded stacks, speedscope JSON,
 // a self-contained SVG flame graph, JSON lines or CSV; --diff against a quiet recording.
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <unistd.h>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -129,11 +133,24 @@ int cmd_export(const ExportArgs& a) {
         collect_file(a.file, c);
     }
 
+    // -o writes a temporary file beside the target and renames it at the end: a full disk
+    // or an error halfway leaves the old file (or none), never a truncated one.
     std::ofstream file;
+    std::string tmp;
     if (!a.output.empty()) {
-        file.open(a.output, std::ios::binary | std::ios::trunc);
-        if (!file) throw Error(fmt::format("cannot write {}", a.output));
+        tmp = fmt::format("{}.tmp.{}", a.output, getpid());
+        errno = 0;
+        file.open(tmp, std::ios::binary | std::ios::trunc);
+        if (!file)
+            throw Error(fmt::format("cannot write {}: {}", a.output, std::strerror(errno ? errno : EIO)));
     }
+    struct RemoveOnError {
+        const std::string& path;
+        bool keep = false;
+        ~RemoveOnError() {
+            if (!path.empty() && !keep) std::remove(path.c_str());
+        }
+    } cleanup{tmp};
     std::ostream& out = a.output.empty() ? std::cout : file;
 
     SvgOptions svg;
@@ -164,8 +181,17 @@ int cmd_export(const ExportArgs& a) {
     } else {
         throw Error(fmt::format("--format '{}': use folded, speedscope, svg, jsonl or csv", a.format), 2);
     }
+    errno = 0;
     out.flush();
-    if (!out) throw Error(fmt::format("writing {}: failed (disk full?)", a.output.empty() ? "standard output" : a.output));
+    if (!a.output.empty()) file.close();
+    if (!out || (!a.output.empty() && !file))
+        throw Error(fmt::format("writing {}: {}", a.output.empty() ? "standard output" : a.output,
+                                std::strerror(errno ? errno : EIO)));
+    if (!tmp.empty()) {
+        if (std::rename(tmp.c_str(), a.output.c_str()) != 0)
+            throw Error(fmt::format("writing {}: {}", a.output, std::strerror(errno)));
+        cleanup.keep = true;
+    }
     if (stacks.total() == 0) fmt::print(stderr, "ctbpf: no {} in {}\n", a.metric, a.live ? "the capture" : a.file);
     return 0;
 }

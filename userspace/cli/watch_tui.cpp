@@ -175,8 +175,9 @@ void Tui::draw(const LiveSnapshot& s, const ModelOptions& opt, bool paused) {
     line(y++, s.drops_s > 0 ? COLOR_PAIR(kCrit) | A_BOLD : COLOR_PAIR(kNormal),
          fmt::format("drops/s {:.0f} (table full {:.0f})  early drops/s {:.0f}  insert failures/s {:.0f}", s.drops_s,
                      s.drops_full_s, s.early_drops_s, s.insert_failed_s));
-    line(y++, s.totals.lost > 0 ? COLOR_PAIR(kCrit) | A_BOLD : COLOR_PAIR(kDim),
-         fmt::format("events lost {}  occupancy {}", s.totals.lost,
+    line(y++, s.totals.lost > 0 || s.totals.overflow > 0 ? COLOR_PAIR(kCrit) | A_BOLD : COLOR_PAIR(kDim),
+         fmt::format("events lost {}{}  occupancy {}", s.totals.lost,
+                     s.totals.overflow ? fmt::format(" (+{} nested calls untracked)", s.totals.overflow) : std::string(),
                      s.baseline ? fmt::format("includes {} entries from before start", s.baseline_entries)
                                 : std::string("counts entries created since start")));
 

@@ -252,7 +252,7 @@ KernelFeatures probe_kernel(KernelFacts& k) {
     f.ringbuf = k.ringbuf();
     if (!f.ringbuf) f.notes.push_back("no BPF ring buffer (needs 5.8+ and CAP_BPF)");
     f.netfilter_link = k.netfilter_prog();
-    if (!f.netfilter_link) f.notes.push_back("no BPF netfilter programs (needs 6.4+)");
+    if (!f.netfilter_link) f.notes.push_back("no BPF netfilter programs (needs 6.4+ and CAP_BPF)");
 
     if (f.btf) {
         const bool btf_ok = k.btf_loads();

@@ -217,7 +217,8 @@ nlohmann::json to_json(const LiveSnapshot& s) {
                    {"insert_failed", s.totals.insert_failed},
                    {"clash_resolved", s.totals.clash_resolved},
                    {"destroy", s.totals.destroy},
-                   {"lost", s.totals.lost}};
+                   {"lost", s.totals.lost},
+                   {"overflow", s.totals.overflow}};
     j["sources"] = json::array();
     for (const auto& r : s.sources)
         j["sources"].push_back({{"addr", r.addr.to_string()},
