@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* The decisions every backend shares, as pure functions of what a hook saw: which event a
  * freed entry is, what confirm's result means, which reason a drop carries, which counter
  * an event bumps, and when to wake the reader. No maps, no helpers, no kernel reads, so

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Maps, configuration and event helpers shared by every attach backend.
  * A backend's programs only decide *where* an event is seen; what is counted and how an
  * event is filled and delivered lives here, so all backends report the same thing. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* What the fentry and kprobe backends share: they hook the same conntrack functions
  * (user space picks which, per kernel, and points the programs at them), so the meaning
  * of each hook lives here and fentry.bpf.c / kprobe.bpf.c only unpack arguments.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* The few kernel types ctbpf's BPF programs touch, declared by hand instead of a full
  * generated vmlinux.h (see docs/ARCHITECTURE.md, "Kernel types").
  *

@@ -153,9 +153,11 @@ struct Assessment {
 };
 
 inline constexpr double kWarnFill = 0.80, kCriticalFill = 0.95;
-// A table that will be full within this long at its current growth is a warning (the same
-// horizon as the shipped ConntrackTableFullSoon alert).
-inline constexpr double kFullSoonSeconds = 600;
+// A table that will be full within this long at its current growth is a warning. Shorter
+// than the shipped ConntrackTableFullSoon alert (10 min, held 2 min): status and each watch
+// interval judge one short window with no smoothing, and a steady table's count moves by
+// its arrival rate in a window as the gc worker frees in batches.
+inline constexpr double kFullSoonSeconds = 60;
 // Another namespace's table-full kernel log line this recent is a warning in the host's view
 // (its drop counters cannot be read from here; the log line is the only sign).
 inline constexpr double kRecentLogSeconds = 60;

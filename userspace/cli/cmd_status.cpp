@@ -165,8 +165,10 @@ int cmd_status(const StatusArgs& args) {
             ns.emplace(args.netns);
             inside.emplace(*ns);
         }
+        // The window first, then the facts: what is shown is the table at the end of it.
+        const RecentActivity recent = sample_recent(window);
         facts = read_table_facts();
-        facts.recent = sample_recent(window);
+        facts.recent = recent;
     } catch (const Error& e) {
         throw Error(e.what(), kCannotRead);
     }

@@ -194,8 +194,13 @@ void Tui::draw(const LiveSnapshot& s, const ModelOptions& opt, bool paused) {
 
     // Columns sized to the addresses shown, so 80 columns hold every figure; the trend
     // takes whatever width is left.
+    // With several namespaces an address is not a source by itself: name the namespace.
+    const bool many = s.tables.size() > 1;
+    auto where = [&](const Address& a, const std::string& ns) {
+        return many ? fmt::format("{} [{}]", a.to_string(), ns) : a.to_string();
+    };
     size_t aw = 15;
-    for (const auto& r : s.sources) aw = std::max(aw, r.addr.to_string().size());
+    for (const auto& r : s.sources) aw = std::max(aw, where(r.addr, r.netns_name).size());
     const auto vrows = victims(s.destinations);
     for (const auto& v : vrows) aw = std::max(aw, v.where.size());
     aw = std::min<size_t>(aw, 39);
@@ -217,10 +222,17 @@ void Tui::draw(const LiveSnapshot& s, const ModelOptions& opt, bool paused) {
     for (int i = scroll_; i < static_cast<int>(s.sources.size()) && i - scroll_ < source_rows; ++i) {
         const auto& r = s.sources[static_cast<size_t>(i)];
         line(y++, COLOR_PAIR(kNormal),
-             fmt::format("{:<{}} {:>8.0f} {:>8.1f} {:>8} {:>8} {:>5.1f}%{}", r.addr.to_string(), aw, r.rate_1s,
+             fmt::format("{:<{}} {:>8.0f} {:>8.1f} {:>8} {:>8} {:>5.1f}%{}", where(r.addr, r.netns_name), aw, r.rate_1s,
                          r.rate_10s, r.entries, r.drops, r.share * 100,
                          trend ? "  " + sparkline(r.trend, trend) : std::string()));
     }
+    // What no source accounts for (docs/watch.md, tracking.unattributed): shown, so the
+    // ENTRIES column visibly adds up to the table.
+    if (s.other_entries != 0 && y < LINES - 2)
+        line(y++, COLOR_PAIR(kDim), fmt::format("{:<{}} {:>8} {:>8} {:>8}", "(other sources)", aw, "", "",
+                                                s.other_entries));
+    if (s.unattributed != 0 && y < LINES - 2)
+        line(y++, COLOR_PAIR(kDim), fmt::format("{:<{}} {:>8} {:>8} {:>8}", "(unattributed)", aw, "", "", s.unattributed));
     if (victim_rows > 0) {
         y++;
         line(y++, COLOR_PAIR(kHeader), fmt::format("{:<{}} {:>8} {:>8}", "WHO LOSES PACKETS", aw, "PROTO", "DROPS"));
