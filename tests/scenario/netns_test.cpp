@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
 #include <thread>
 
 #include <fmt/format.h>
@@ -28,16 +29,19 @@ uint64_t inode_of(const Netns& ns) {
 // naming it: net_ratelimit() (10 lines per 5 s, shared by all of networking) can swallow
 // the first storm, so storms repeat until a line shows, within a deadline.
 bool storm_until_logged(const Netns& ns, int& round) {
-    // Inode numbers are reused: only a line that appears now counts, not one an earlier
-    // namespace with the same number left.
-    const std::string count = fmt::format("dmesg | grep -c 'table full in netns {},'", inode_of(ns));
-    const long before = std::stol(sh(count).out.empty() ? "0" : sh(count).out);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    // Inode numbers are reused and the kernel's log buffer wraps: only a line stamped after
+    // the storms began counts (not one an earlier namespace with the same number left, and
+    // not a count that old lines leaving the buffer keep level).
+    double t0 = 0;
+    std::ifstream("/proc/uptime") >> t0;
+    const std::string fresh = fmt::format(
+        "dmesg | grep 'table full in netns {},' | awk -F'[][]' '$2 + 0 >= {:.6f}' | wc -l", inode_of(ns), t0 - 0.5);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     while (std::chrono::steady_clock::now() < deadline) {
         loadgen(ns, fmt::format("--src 127.0.1.1 --flows 200 --sport-base {}", 10000 + 200 * (round++ % 200)));
         const auto deadline_line = std::chrono::steady_clock::now() + std::chrono::seconds(6);
         while (std::chrono::steady_clock::now() < deadline_line) {
-            if (std::stol(sh(count).out) > before) return true;
+            if (std::stol(sh(fresh).out) > 0) return true;
             std::this_thread::sleep_for(std::chrono::milliseconds(250));
         }
     }

@@ -333,7 +333,10 @@ TEST_F(Scenario, PerSourceEntriesAddUpToTheTable) {
     loadgen(ns, "--src 127.0.1.7 --flows 400");  // fills the table: drops and early drops
     const auto after = ns.stat();
     ASSERT_GT(delta(before, after, "drop"), 0);
-    ASSERT_GT(delta(before, after, "early_drop"), 0);
+    // Early drops usually come with the drops, but not always: early_drop() only scans a few
+    // buckets, and above 95% fill the gc worker may already have evicted (uncounted) the
+    // unassured entries it would take. The sum below must hold either way.
+    RecordProperty("early_drops", std::to_string(delta(before, after, "early_drop")));
 
     // A quiet moment: the kernel's count is the same before and after the snapshot.
     json snap;
