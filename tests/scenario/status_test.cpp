@@ -104,8 +104,11 @@ TEST_F(Status, AfterTheFixItIsOkAndTheIncidentIsHistory) {
     {
         ConntrackMax max(300);
         loadgen(ns, "--flows 200 --src 127.0.1.1 --src 127.0.1.2 --src 127.0.1.3 --src 127.0.1.4");
+        // Not ok before the fix. Critical at >= 95%, but once the load has stopped the kernel's
+        // gc worker may already have evicted unassured entries (it does above 95%), leaving
+        // a warning at 94.x% with no drops in the window.
         const auto during = sh(fmt::format("{} status --json --netns {}", CTBPF_BIN, ns.name()));
-        ASSERT_EQ(during.status, 2) << during.out << during.err;
+        ASSERT_TRUE(during.status == 2 || during.status == 1) << during.out << during.err;
     }
     // max restored (it was far above 300); nothing new arrives: no drops in the window.
     const auto r = sh(fmt::format("{} status --json --netns {} --window 1s", CTBPF_BIN, ns.name()));
