@@ -152,7 +152,10 @@ struct Assessment {
     std::vector<AdviceItem> advice;
 };
 
-inline constexpr double kWarnFill = 0.80, kCriticalFill = 0.95;
+// Critical from 90%, not 95%: above 95% the kernel's gc worker evicts unassured entries
+// (nf_conntrack_max95), so a table that has just refused entries reads a few points under
+// 95% once the load pauses; 90% is also where the shipped ConntrackTableNearlyFull alert fires.
+inline constexpr double kWarnFill = 0.80, kCriticalFill = 0.90;
 // A table that will be full within this long at its current growth is a warning. Shorter
 // than the shipped ConntrackTableFullSoon alert (10 min, held 2 min): status and each watch
 // interval judge one short window with no smoothing, and a steady table's count moves by
