@@ -44,22 +44,28 @@ TEST_F(Status, FullTableIsCriticalWithExactCountsAndAdvice) {
     Netns ns("status-full");
     ConntrackMax max(300);
     loadgen(ns, "--flows 200 --src 127.0.1.1 --src 127.0.1.2 --src 127.0.1.3 --src 127.0.1.4");
+    // Above 95% of the limit the kernel's gc worker evicts unassured entries (a 6.12 VM read
+    // 284 of 300), and nothing new arrives once the load is done: the count only falls, so
+    // what status saw lies between the kernel's count before and after it.
+    const long long before = ns.count();
     const auto r = status(ns);
     const auto kernel = ns.stat();
-    const long long count = ns.count();
+    const long long after = ns.count();
 
     ASSERT_EQ(r.status, 2) << r.out << r.err;
     const json j = json::parse(r.out);
-    EXPECT_EQ(count, 300);
-    EXPECT_EQ(j["table"]["count"], count);
+    const long long seen = j["table"]["count"].get<long long>();
+    EXPECT_LE(seen, before);
+    EXPECT_GE(seen, after);
+    EXPECT_GE(after, 270) << "the table was not full (gc stops evicting at 95%)";
     EXPECT_EQ(j["table"]["max"], 300);
-    EXPECT_DOUBLE_EQ(j["table"]["fill"].get<double>(), 1.0);
+    EXPECT_DOUBLE_EQ(j["table"]["fill"].get<double>(), static_cast<double>(seen) / 300.0);
     ASSERT_GT(kernel.at("drop"), 0) << "the table never filled";
     EXPECT_EQ(j["counters"]["drop"], kernel.at("drop"));
     EXPECT_EQ(j["counters"]["early_drop"], kernel.at("early_drop"));
     EXPECT_EQ(j["health"]["level"], "critical");
     EXPECT_TRUE(has_advice_command(j, "nf_conntrack_max=")) << j["advice"].dump(2);
-    EXPECT_EQ(j["memory"]["now_bytes"], 300 * j["memory"]["object_size"].get<long long>());
+    EXPECT_EQ(j["memory"]["now_bytes"], seen * j["memory"]["object_size"].get<long long>());
     EXPECT_TRUE(j["timeouts"].contains("tcp_timeout_established"));
     // Root reads /dev/kmsg. Whether a table-full line is there depends on net_ratelimit()
     // (10 per 5 s, shared by all of networking), so only what is there is checked.
@@ -104,9 +110,9 @@ TEST_F(Status, AfterTheFixItIsOkAndTheIncidentIsHistory) {
     {
         ConntrackMax max(300);
         loadgen(ns, "--flows 200 --src 127.0.1.1 --src 127.0.1.2 --src 127.0.1.3 --src 127.0.1.4");
-        // Not ok before the fix. Critical at >= 95%, but once the load has stopped the kernel's
-        // gc worker may already have evicted unassured entries (it does above 95%), leaving
-        // a warning at 94.x% with no drops in the window.
+        // Not ok before the fix: critical from 90%, the gc worker evicting unassured entries
+        // above 95% leaves it at least there; warning is accepted too, should a slow machine
+        // evict more before status reads.
         const auto during = sh(fmt::format("{} status --json --netns {}", CTBPF_BIN, ns.name()));
         ASSERT_TRUE(during.status == 2 || during.status == 1) << during.out << during.err;
     }
