@@ -4,10 +4,13 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "ctbpf/composition.h"
 #include "ctbpf/decode.h"
 
 namespace ctbpf {
@@ -21,5 +24,19 @@ struct Baseline {
 
 // Dumps the conntrack table of `netns_spec` ("self" or a --netns argument). Throws Error.
 Baseline dump_baseline(const std::string& netns_spec);
+
+// One pass over the table of `netns_spec` by netlink dump, every entry handed to `each`,
+// and the namespace's timeout sysctls read from inside it. Throws Error.
+struct TableDump {
+    uint32_t netns = 0;
+    uint64_t entries = 0;
+    double seconds = 0;
+    std::map<std::string, uint64_t> timeouts;
+};
+TableDump dump_table(const std::string& netns_spec, const std::function<void(const DumpedEntry&)>& each);
+
+// dump_table folded into a Composition (ages from `clock` when given; the clock is then
+// brought up to date with the dump). `top` bounds the sources kept.
+Composition dump_composition(const std::string& netns_spec, EntryClock* clock, uint64_t now_ns, size_t top = 20);
 
 }  // namespace ctbpf

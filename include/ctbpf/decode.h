@@ -46,6 +46,9 @@ struct Event {
     uint16_t sport = 0;   // host byte order
     uint16_t dport = 0;
     Address src, dst;
+    uint16_t ct_status = 0;  // low 16 bits of the entry's status (IPS_*), when has_state
+    uint8_t tcp_state = 0;   // enum tcp_conntrack, when has_state and TCP
+    bool has_state = false;  // read by the kernel side (insert, destroy, early drop)
 };
 
 // Decodes one ring-buffer record. Returns nothing for a record of the wrong size or an

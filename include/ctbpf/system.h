@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ctbpf/composition.h"
 #include "ctbpf/table.h"
 
 namespace ctbpf {
@@ -105,11 +106,17 @@ struct TableFacts {
     // The window health is judged on. Absent: the counters above are the window (a
     // recording's own span, in `report`).
     std::optional<RecentActivity> recent;
+    // What the entries are (a netlink dump): timeout advice comes only from it.
+    std::optional<Composition> composition;
 };
 
 // Reads everything. Throws ctbpf::Error "conntrack is not active ..." when the namespace
 // has no conntrack sysctls. Missing optional sources are recorded, not fatal.
 TableFacts read_table_facts(const SystemRoots& roots = {});
+
+// The namespace's timeout sysctls, "tcp_timeout_established" -> seconds (of the namespace
+// the calling thread is in: /proc/sys/net follows the opener's namespace).
+std::map<std::string, uint64_t> read_timeouts(const SystemRoots& roots = {});
 
 // Pieces of the above, exposed for tests.
 std::optional<uint64_t> parse_slabinfo_objsize(std::string_view slabinfo);  // "nf_conntrack" line
@@ -148,6 +155,8 @@ struct Assessment {
     uint64_t recommended_max = 0;       // 0: no change advised
     uint64_t recommended_buckets = 0;   // 0: no change advised
     uint64_t recommended_tcp_established = 0;  // 0: no change advised
+    // Timeouts advised, with their predicted effect (from TableFacts::composition).
+    std::vector<TimeoutPrediction> timeout_changes;
     std::vector<std::string> sysctl_conf_lines;  // for /etc/sysctl.d/90-conntrack.conf
     std::vector<AdviceItem> advice;
 };
@@ -167,6 +176,9 @@ inline constexpr double kRecentLogSeconds = 60;
 // Other namespaces' table-full lines up to this old are named (history beyond a minute).
 inline constexpr double kOtherIncidentSeconds = 600;
 inline constexpr uint64_t kMaxSensibleTcpEstablished = 86400;  // 1 day
+// A timeout is advised only when the classes it holds are at least this share of the table,
+// and its proposed value would free at least kMeaningfulGain of the table.
+inline constexpr double kMeaningfulShare = 0.20, kMeaningfulGain = 0.10;
 
 uint64_t next_pow2(uint64_t n);  // smallest power of two >= n (1 for 0)
 Memory memory_of(const TableFacts& f);

@@ -4,6 +4,7 @@
 #include "ctbpf/baseline.h"
 #include "ctbpf/cidr.h"
 #include "ctbpf/clock.h"
+#include "ctbpf/composition.h"
 #include "ctbpf/decode.h"
 #include "ctbpf/error.h"
 #include "ctbpf/event.h"
@@ -30,7 +31,7 @@
 // The list above is complete: every header in include/ctbpf/ is included here.
 TEST(PublicHeaders, AllCompileTogetherAndAreListed) {
     const std::set<std::string> listed = {
-        "aggregator.h", "baseline.h", "cidr.h",     "clock.h",   "decode.h",  "error.h",   "event.h",
+        "aggregator.h", "baseline.h", "cidr.h",     "clock.h",   "composition.h", "decode.h",  "error.h",   "event.h",
         "export.h",     "fd.h",       "flat_map.h", "heavy_hitters.h", "incident.h", "kernel.h",
         "live_view.h",  "netns.h",    "observe.h",  "recording.h", "system.h", "table.h",  "units.h"};
     std::set<std::string> found;

@@ -356,20 +356,15 @@ TEST(Advice, EarlyDropsWarn) {
     EXPECT_EQ(a.recommended_max, 2048u);
 }
 
-TEST(Advice, FiveDayTcpTimeoutIsLoweredToADay) {
+// What holds the table decides timeout advice (test_composition.cpp); a long timeout alone
+// is not a reason: without a dump of the entries no timeout is named.
+TEST(Advice, NoTimeoutAdviceWithoutKnowingWhatTheEntriesAre) {
     TableFacts f = facts(100);
     f.timeouts["tcp_timeout_established"] = 432000;
     const Assessment a = assess(f);
-    EXPECT_EQ(a.health.level, Level::Ok);  // advice, not a health problem
-    EXPECT_EQ(a.recommended_tcp_established, 86400u);
-    EXPECT_EQ(a.recommended_max, 0u);
-    ASSERT_EQ(a.advice.size(), 3u);  // lower, persist, verify
-    EXPECT_EQ(a.advice[0].what, "lower nf_conntrack_tcp_timeout_established from 432000 (5d) to 86400 (1d)");
-    EXPECT_EQ(a.advice[0].command, "sysctl -w net.netfilter.nf_conntrack_tcp_timeout_established=86400");
-    const std::vector<std::string> conf{"net.netfilter.nf_conntrack_tcp_timeout_established = 86400"};
-    EXPECT_EQ(a.sysctl_conf_lines, conf);
-    f.timeouts["tcp_timeout_established"] = 86400;  // at the limit: fine
-    EXPECT_TRUE(assess(f).advice.empty());
+    EXPECT_EQ(a.health.level, Level::Ok);
+    EXPECT_EQ(a.recommended_tcp_established, 0u);
+    EXPECT_TRUE(a.advice.empty());
 }
 
 TEST(Advice, OutsideTheInitialNamespaceSaysWhereToRunIt) {

@@ -1,4 +1,7 @@
 // Health and advice from TableFacts: pure arithmetic and wording, no I/O.
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <algorithm>
 
 #include <fmt/format.h>
@@ -188,23 +191,56 @@ Assessment assess(const TableFacts& f) {
                          kHashBucketSize, human_bytes(a.recommended_buckets * kHashBucketSize),
                          human_bytes(a.memory.hash_bytes))});
     }
-    if (const auto it = f.timeouts.find("tcp_timeout_established");
-        it != f.timeouts.end() && it->second > kMaxSensibleTcpEstablished) {
-        a.recommended_tcp_established = kMaxSensibleTcpEstablished;
-        a.sysctl_conf_lines.push_back(
-            fmt::format("net.netfilter.nf_conntrack_tcp_timeout_established = {}", kMaxSensibleTcpEstablished));
-        a.advice.push_back(
-            {fmt::format("lower nf_conntrack_tcp_timeout_established from {} ({}) to {} ({})", it->second,
-                         human_seconds(it->second), kMaxSensibleTcpEstablished,
-                         human_seconds(kMaxSensibleTcpEstablished)),
-             fmt::format("sysctl -w net.netfilter.nf_conntrack_tcp_timeout_established={}",
-                         kMaxSensibleTcpEstablished),
-             fmt::format("An established TCP connection that vanished without FIN or RST (peer rebooted, cable "
-                         "pulled, state lost on a NAT) keeps its entry for this long; the kernel default is {} s (5 days). "
-                         "A day frees such entries far sooner. Values down to 3600 are common, but stay above "
-                         "the longest idle time of connections you need (TCP keepalive starts at 7200 s by "
-                         "default), or idle connections lose their conntrack state.",
-                         432000)});
+    // Timeouts: only from what the entries are. An entry stays for its class's timeout after
+    // its last packet, so the one that holds the table is the one worth changing; its effect
+    // is predicted from how long the entries there have been idle (composition.h).
+    if (f.composition && f.composition->total > 0) {
+        const Composition& c = *f.composition;
+        const double total = static_cast<double>(c.total);
+        for (const TimeoutPrediction& p : c.predictions) {
+            if (!proposed_timeout(p.sysctl, p.from_s) || p.to_s != *proposed_timeout(p.sysctl, p.from_s)) continue;
+            const double share = static_cast<double>(p.entries_now) / total;
+            const uint64_t freed = p.entries_now > p.entries_after ? p.entries_now - p.entries_after : 0;
+            if (share < kMeaningfulShare || static_cast<double>(freed) < kMeaningfulGain * total) continue;
+            a.timeout_changes.push_back(p);
+            if (p.sysctl == "tcp_timeout_established") a.recommended_tcp_established = p.to_s;
+            std::string held;
+            for (const auto& cls : p.classes)
+                for (const auto& cc : c.classes)
+                    if (cc.cls == cls && cc.entries)
+                        held += fmt::format("{}{} {} ({:.0f}%, idle median {})", held.empty() ? "" : ", ", cc.entries,
+                                            class_name(cls), 100.0 * static_cast<double>(cc.entries) / total,
+                                            human_seconds(static_cast<uint64_t>(cc.idle.quantile(0.5))));
+            const std::string name = "nf_conntrack_" + p.sysctl;
+            if (f.netns.initial) a.sysctl_conf_lines.push_back(fmt::format("net.netfilter.{} = {}", name, p.to_s));
+            std::string why = fmt::format(
+                "{} of the table's {} entries are held by this timeout: {}. Entries stay {} after their last "
+                "packet; with {} those idle longer expire, leaving about {} of them ({} fewer entries, {} less "
+                "memory at {} bytes each).",
+                p.entries_now, c.total, held, human_seconds(p.from_s), human_seconds(p.to_s), p.entries_after, freed,
+                human_bytes(freed * f.object_size), f.object_size);
+            if (p.sysctl == "tcp_timeout_established")
+                why += " Stay above the longest idle time of connections you need (TCP keepalive starts at 7200 s "
+                       "by default), or idle connections lose their conntrack state.";
+            if (!f.netns.initial) why += " Timeouts are per network namespace: run the command inside this one.";
+            a.advice.push_back({fmt::format("lower {} from {} to {}: about {} fewer entries ({} -> {})", name,
+                                            human_seconds(p.from_s), human_seconds(p.to_s), freed, c.total,
+                                            c.total - freed),
+                                fmt::format("sysctl -w net.netfilter.{}={}", name, p.to_s), why});
+        }
+        for (const auto& d : c.silent) {
+            const std::string dst = d.addr.family == AF_INET6 ? "[" + d.addr.to_string() + "]" : d.addr.to_string();
+            a.advice.push_back(
+                {fmt::format("{}{} ({}) never answered: {} entries towards it are unreplied", dst,
+                             d.proto == IPPROTO_TCP || d.proto == IPPROTO_UDP ? fmt::format(":{}", d.port) : std::string(),
+                             proto_name(d.proto), d.unreplied),
+                 fmt::format("conntrack -D -p {} --orig-dst {}{}", proto_name(d.proto), d.addr.to_string(),
+                             d.proto == IPPROTO_TCP || d.proto == IPPROTO_UDP ? fmt::format(" --orig-port-dst {}", d.port)
+                                                                              : std::string()),
+                 "No entry towards this destination ever saw a reply: the service is down or gone. A client that "
+                 "keeps sending refreshes its UNREPLIED entry forever, and behind NAT a stale mapping can blackhole "
+                 "it after the service is back; deleting the entries makes the next packet create a fresh one."});
+        }
     }
     if (!a.sysctl_conf_lines.empty()) {
         std::string quoted;

@@ -211,6 +211,18 @@ KernelLog read_kmsg(const fs::path& path, const NetnsId& netns) {
     return log;
 }
 
+std::map<std::string, uint64_t> read_timeouts(const SystemRoots& roots) {
+    std::map<std::string, uint64_t> out;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(roots.proc / "sys/net/netfilter", ec)) {
+        const std::string name = e.path().filename().string();
+        constexpr std::string_view prefix = "nf_conntrack_";
+        if (name.rfind(prefix, 0) != 0 || name.find("timeout") == std::string::npos) continue;
+        if (const auto v = read_u64(e.path())) out[name.substr(prefix.size())] = *v;
+    }
+    return out;
+}
+
 TableFacts read_table_facts(const SystemRoots& roots) {
     const fs::path nf = roots.proc / "sys/net/netfilter";
     TableFacts f;
@@ -226,13 +238,7 @@ TableFacts read_table_facts(const SystemRoots& roots) {
     f.table.buckets = static_cast<int64_t>(read_u64(nf / "nf_conntrack_buckets").value_or(0));
     f.hashsize = read_u64(roots.sys / "module/nf_conntrack/parameters/hashsize");
 
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(nf, ec)) {
-        const std::string name = e.path().filename().string();
-        constexpr std::string_view prefix = "nf_conntrack_";
-        if (name.rfind(prefix, 0) != 0 || name.find("timeout") == std::string::npos) continue;
-        if (const auto v = read_u64(e.path())) f.timeouts[name.substr(prefix.size())] = *v;
-    }
+    f.timeouts = read_timeouts(roots);
 
     if (const auto slab = slurp(roots.proc / "slabinfo")) {
         if (const auto size = parse_slabinfo_objsize(*slab)) {
