@@ -35,8 +35,9 @@ struct TableDump {
 };
 TableDump dump_table(const std::string& netns_spec, const std::function<void(const DumpedEntry&)>& each);
 
-// dump_table folded into a Composition (ages from `clock` when given; the clock is then
-// brought up to date with the dump). `top` bounds the sources kept.
-Composition dump_composition(const std::string& netns_spec, EntryClock* clock, uint64_t now_ns, size_t top = 20);
+// dump_table folded into a Composition (ages from `age_of` when given). `keys` (optional)
+// receives every entry's tuple key, for EntryClock::after_dump. `top` bounds the sources kept.
+Composition dump_composition(const std::string& netns_spec, const AgeOf& age_of, uint64_t now_ns, size_t top = 20,
+                             std::vector<uint64_t>* keys = nullptr);
 
 }  // namespace ctbpf

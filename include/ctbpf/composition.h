@@ -6,6 +6,7 @@
 
 #include <array>
 #include <compare>
+#include <functional>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -193,11 +194,14 @@ inline constexpr uint64_t kSilentMinEntries = 10;
 // it is already at or below what is commonly run (kernel defaults and operators' values).
 std::optional<uint64_t> proposed_timeout(const std::string& sysctl, uint64_t current_s);
 
-// Folds a dump into a Composition. `clock` (optional) gives ages; `top` bounds the sources kept.
+// An entry's age by its tuple key: seconds since first seen, and whether that is exact.
+using AgeOf = std::function<std::optional<std::pair<double, bool>>(uint64_t key)>;
+
+// Folds a dump into a Composition. `age_of` (optional) gives ages; `top` bounds the sources kept.
 class CompositionBuilder {
 public:
-    CompositionBuilder(uint32_t netns, std::map<std::string, uint64_t> timeouts, const EntryClock* clock,
-                       uint64_t now_ns, size_t top = 20);
+    CompositionBuilder(uint32_t netns, std::map<std::string, uint64_t> timeouts, AgeOf age_of, uint64_t now_ns,
+                       size_t top = 20);
     void add(const DumpedEntry& d);
     // Predictions for each governing sysctl: to proposed_timeout() (or half the current
     // value when none is proposed), and any extra values asked for.
@@ -215,7 +219,7 @@ private:
     };
     uint32_t netns_;
     std::map<std::string, uint64_t> timeouts_;
-    const EntryClock* clock_;
+    AgeOf age_of_;
     uint64_t now_ns_;
     size_t top_;
     uint64_t total_ = 0;

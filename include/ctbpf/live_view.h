@@ -6,6 +6,7 @@
 
 #include <array>
 #include <functional>
+#include <map>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -15,6 +16,7 @@
 
 #include "ctbpf/aggregator.h"
 #include "ctbpf/cidr.h"
+#include "ctbpf/composition.h"
 #include "ctbpf/kernel.h"
 #include "ctbpf/system.h"
 #include "ctbpf/table.h"
@@ -79,6 +81,11 @@ struct LiveSnapshot {
     int64_t unattributed = 0;
     Level level = Level::Ok;
     std::vector<std::string> alerts;  // what is wrong and what to do
+    // What the entries are: the last dump of each watched table (none yet, or not asked
+    // for: empty), and how long ended entries lived, by the class they ended in.
+    std::vector<Composition> composition;
+    std::map<EntryClass, DurationHistogram> lifetimes;
+    std::vector<std::string> composition_errors;  // a dump that failed, one line each
 };
 
 // Drop events delivered so far, by attribution (attribute_drop in observe.h). Counted as
@@ -135,6 +142,11 @@ private:
 };
 
 nlohmann::json to_json(const LiveSnapshot& s);
+// Shared by the snapshot, status and report. `now_ns` ages the dump (0: not aged);
+// `object_size` prices the predictions.
+nlohmann::json to_json(const Composition& c, uint64_t now_ns, uint64_t object_size);
+nlohmann::json to_json(const DurationHistogram& h);
+nlohmann::json lifetimes_json(const std::map<EntryClass, DurationHistogram>& by_class);
 std::string to_text(const LiveSnapshot& s);
 std::string sparkline(const std::array<uint32_t, 60>& v, size_t width);
 

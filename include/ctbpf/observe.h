@@ -1,7 +1,7 @@
 // Live observation: the one library every live command uses (events, watch, serve,
 // record, export --live). It owns the kernel session, decodes each record, attributes
 // drops (one rule, attribute_drop), feeds the aggregator, takes the start-up baseline and
-// builds LiveSnapshots; it runs the wait loop (ring buffer, SIGINT/SIGTERM, deadline).
+// builds LiveSnapshots, and samples what the entries are; it runs the wait loop (ring buffer, SIGINT/SIGTERM, deadline).
 // Commands only parse flags and present what it gives them.
 #pragma once
 
@@ -17,6 +17,7 @@
 
 #include "ctbpf/aggregator.h"
 #include "ctbpf/baseline.h"
+#include "ctbpf/composition.h"
 #include "ctbpf/decode.h"
 #include "ctbpf/fd.h"
 #include "ctbpf/kernel.h"
@@ -73,6 +74,12 @@ struct ObserverOptions {
     std::string baseline = "off";
     // Build a LiveModel (watch, serve): reads the table's facts once at start.
     bool model = false;
+    // What the entries are (watch, serve): each watched table dumped by netlink on a thread
+    // of its own every `composition_interval_s`, stretched so that dumping never takes more
+    // than 1% of a core (a dump costs about 2.5 us per entry); ages and lifetimes from the
+    // insert and destroy events.
+    bool composition = false;
+    double composition_interval_s = 10;
 };
 
 class Observer {
@@ -97,6 +104,13 @@ public:
     // The model (ObserverOptions::model); snapshots of it with this observer's counts.
     LiveModel& model();
     LiveSnapshot take(const ModelOptions& mo);
+    // The last composition of each watched table (empty until the first dump finished), the
+    // errors of dumps that failed, and the lifetimes of ended entries (ObserverOptions::composition).
+    std::vector<Composition> compositions() const;
+    // Adds the above to a snapshot taken from model() directly.
+    void add_composition(LiveSnapshot& s) const;
+    std::vector<std::string> composition_errors() const;
+    Lifetimes lifetimes() const;
     // Reads the kernel totals, then delivers every record still waiting: whatever the
     // totals count is then delivered or counted lost (delivered + lost == totals).
     KernelTotals finish();
@@ -114,6 +128,8 @@ private:
     std::unique_ptr<Session> session_;
     std::optional<DropAttribution> attribution_;
     std::unique_ptr<LiveModel> model_;
+    struct Sampler;
+    std::shared_ptr<Sampler> sampler_;  // last: its thread stops before anything it reads goes
 };
 
 // --- The wait loop ----------------------------------------------------------------------

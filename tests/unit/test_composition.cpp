@@ -125,7 +125,7 @@ TEST(Predict, ShorterTimeoutKeepsTheEntriesIdleLessThanIt) {
 }
 
 TEST(Composition, CountsClassesSourcesAndIdleAndPredicts) {
-    CompositionBuilder b(7, kTimeouts, nullptr, 0);
+    CompositionBuilder b(7, kTimeouts, {}, 0);
     for (uint16_t i = 0; i < 900; ++i) b.add(udp_unreplied(1, static_cast<uint16_t>(1000 + i), 30 - i % 30));
     for (uint16_t i = 0; i < 100; ++i) b.add(tcp(3, 2, static_cast<uint16_t>(2000 + i), 431000));
     const Composition c = b.finish(0.01);
@@ -157,7 +157,7 @@ TEST(Composition, CountsClassesSourcesAndIdleAndPredicts) {
 }
 
 TEST(Advice, ATableFullOfUnrepliedUdpIsNotToldToLowerTheEstablishedTimeout) {
-    CompositionBuilder b(7, kTimeouts, nullptr, 0);
+    CompositionBuilder b(7, kTimeouts, {}, 0);
     for (uint16_t i = 0; i < 900; ++i) b.add(udp_unreplied(static_cast<uint8_t>(1 + i % 4), i, 30 - i % 30));
     // Established entries idle for days, but few of them.
     for (uint16_t i = 0; i < 50; ++i) b.add(tcp(3, 9, i, 1000));
@@ -177,7 +177,7 @@ TEST(Advice, ATableFullOfUnrepliedUdpIsNotToldToLowerTheEstablishedTimeout) {
 }
 
 TEST(Advice, EstablishedLeftoversNameTheEstablishedTimeoutWithItsEffect) {
-    CompositionBuilder b(7, kTimeouts, nullptr, 0);
+    CompositionBuilder b(7, kTimeouts, {}, 0);
     // 800 connections that vanished days ago (idle 2..4 days), 200 busy ones.
     for (uint16_t i = 0; i < 800; ++i) b.add(tcp(3, 1, i, 432000 - (172800 + i * 200)));
     for (uint16_t i = 0; i < 200; ++i) b.add(tcp(3, 2, i, 431990));
@@ -190,7 +190,7 @@ TEST(Advice, EstablishedLeftoversNameTheEstablishedTimeoutWithItsEffect) {
 }
 
 TEST(Advice, AClassWithALittleShareIsNeverNamed) {
-    CompositionBuilder b(7, kTimeouts, nullptr, 0);
+    CompositionBuilder b(7, kTimeouts, {}, 0);
     for (uint16_t i = 0; i < 950; ++i) b.add(tcp(3, 1, i, 431990));  // busy, nothing to gain
     for (uint16_t i = 0; i < 50; ++i) b.add(tcp(7, 2, i, 10));       // TIME_WAIT, 5%
     const Assessment a = assess(facts_with(b.finish(0), 1000));

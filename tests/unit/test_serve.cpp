@@ -148,6 +148,9 @@ std::map<std::string, Family> parse(const std::string& text, Format f) {
         std::string fam = name;
         if (f == Format::OpenMetrics && fams[current].type == "counter") fam = name.substr(0, name.size() - 6);
         if (f == Format::OpenMetrics && fams[current].type == "info") fam = name.substr(0, name.size() - 5);
+        if (fams[current].type == "histogram")
+            for (const std::string suffix : {"_bucket", "_sum", "_count"})
+                if (name.ends_with(suffix)) fam = name.substr(0, name.size() - suffix.size());
         EXPECT_EQ(fam, current) << "sample outside its family: " << line;
         fams[current].samples.push_back({labels, value});
     }
@@ -169,7 +172,8 @@ TEST(Exposition, ParsesBackInBothFormatsWithConventionalNames) {
         const auto fams = parse(render(fx.snap, fx.top, Exposition{"0.1.0", 20}, f), f);
         for (const auto& [name, fam] : fams) {
             EXPECT_FALSE(fam.help.empty()) << name;
-            EXPECT_TRUE(fam.type == "counter" || fam.type == "gauge" || fam.type == "info") << name;
+            EXPECT_TRUE(fam.type == "counter" || fam.type == "gauge" || fam.type == "info" || fam.type == "histogram")
+                << name;
             EXPECT_EQ(name.rfind("ctbpf_", 0), 0u) << name;
             const std::string s = sample_name(name, fam, f);
             // Counters end in _total, and nothing else does; units are suffixes.
@@ -190,6 +194,50 @@ TEST(Exposition, ParsesBackInBothFormatsWithConventionalNames) {
         EXPECT_EQ(by_reason.at("unknown"), "3");
         EXPECT_EQ(fams.at("ctbpf_conntrack_time_to_full_seconds").samples.at(0).second, "12.5");
         EXPECT_EQ(fams.at("ctbpf_conntrack_fill_ratio").samples.at(0).second, "0.9");
+    }
+}
+
+// Composition and lifetimes: entries by state per table, and a Prometheus histogram whose
+// buckets are cumulative and end in +Inf = _count.
+TEST(Exposition, EntriesByStateAndLifetimeHistogram) {
+    Fixture fx(3);
+    Composition c;
+    c.netns = fx.snap.tables.front().netns;
+    c.total = 30;
+    ClassComposition k;
+    k.cls = {17, EntryState::Unreplied};
+    k.entries = 30;
+    c.classes.push_back(k);
+    fx.snap.composition.push_back(c);
+    DurationHistogram h;
+    h.add(1.5, 4);
+    h.add(30, 6);
+    fx.snap.lifetimes[{17, EntryState::Unreplied}] = h;
+    for (Format f : {Format::OpenMetrics, Format::PrometheusText}) {
+        const auto fams = parse(render(fx.snap, fx.top, Exposition{"0.1.0", 20}, f), f);
+        const auto& st = fams.at("ctbpf_conntrack_entries_by_state").samples;
+        ASSERT_EQ(st.size(), 1u);
+        EXPECT_EQ(st[0].first.at("state"), "UNREPLIED");
+        EXPECT_EQ(st[0].first.at("proto"), "udp");
+        EXPECT_EQ(st[0].second, "30");
+        const auto& lt = fams.at("ctbpf_conntrack_entry_lifetime_seconds");
+        EXPECT_EQ(lt.type, "histogram");
+        double last = 0;
+        std::string inf, count;
+        for (const auto& [labels, v] : lt.samples) {
+            if (labels.count("le")) {
+                EXPECT_GE(std::stod(v), last);
+                last = std::stod(v);
+                if (labels.at("le") == "+Inf") inf = v;
+                if (labels.at("le") == "2") {
+                    EXPECT_EQ(v, "4");
+                }
+            } else if (v == "10") {
+                count = v;
+            }
+        }
+        EXPECT_EQ(inf, "10");
+        EXPECT_EQ(count, "10");
     }
 }
 

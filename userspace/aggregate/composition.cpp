@@ -246,9 +246,9 @@ bool CompositionBuilder::DestKeyLess::operator()(const DestKey& a, const DestKey
     return a.addr.bytes < b.addr.bytes;
 }
 
-CompositionBuilder::CompositionBuilder(uint32_t netns, std::map<std::string, uint64_t> timeouts,
-                                       const EntryClock* clock, uint64_t now_ns, size_t top)
-    : netns_(netns), timeouts_(std::move(timeouts)), clock_(clock), now_ns_(now_ns), top_(top) {}
+CompositionBuilder::CompositionBuilder(uint32_t netns, std::map<std::string, uint64_t> timeouts, AgeOf age_of,
+                                       uint64_t now_ns, size_t top)
+    : netns_(netns), timeouts_(std::move(timeouts)), age_of_(std::move(age_of)), now_ns_(now_ns), top_(top) {}
 
 void CompositionBuilder::add(const DumpedEntry& d) {
     const EntryClass cls = classify_entry(d.proto, d.tcp_state, d.status);
@@ -269,8 +269,8 @@ void CompositionBuilder::add(const DumpedEntry& d) {
     const uint64_t key = tuple_key(netns_, d.zone, d.proto, d.src, d.dst, d.sport, d.dport);
     keys_.push_back(key);
     double age = 0;
-    if (clock_) {
-        if (const auto a = clock_->age(key, now_ns_)) {
+    if (age_of_) {
+        if (const auto a = age_of_(key)) {
             age = a->first;
             c.age.add(age);
             if (!a->second) ++c.age_at_least;

@@ -28,6 +28,8 @@ int cmd_serve(const ServeArgs& a) {
     oo.baseline = a.baseline;
     oo.capacity = a.capacity;
     oo.model = true;
+    oo.composition = a.composition_interval_s > 0;
+    oo.composition_interval_s = a.composition_interval_s;
     Observer live(oo);
     ModelOptions mo;
     mo.top = a.top_k;

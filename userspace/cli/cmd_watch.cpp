@@ -17,6 +17,7 @@
 #include "ctbpf/recording.h"
 #include "ctbpf/live_view.h"
 #include "ctbpf/observe.h"
+#include "ctbpf/clock.h"
 #include "format.h"
 #include "watch_tui.h"
 
@@ -24,11 +25,25 @@ namespace ctbpf::cli {
 
 namespace {
 
+// The text view's composition: the last dump of each table, and lifetimes of ended entries.
+std::string composition_block(const LiveSnapshot& s) {
+    std::string out;
+    for (const auto& c : s.composition) {
+        const double age = static_cast<double>(monotonic_ns() - std::min(monotonic_ns(), c.taken_ns)) / 1e9;
+        out += fmt::format("What the entries are (netns {}, dump {:.0f} s ago)\n", c.netns, age);
+        out += composition_text(c, s.object_size, 8);
+    }
+    for (const auto& e : s.composition_errors) out += e + "\n";
+    if (!s.lifetimes.empty()) out += "Lifetimes of ended entries\n" + lifetimes_text(s.lifetimes);
+    return out.empty() ? out : out + "\n";
+}
+
 // Shows a snapshot every interval, on the screen or as lines; the same for live and replay.
 class View {
 public:
-    View(const WatchArgs& a, ModelOptions& mo, LiveModel& model, const Aggregator& agg, const DropCounts& drops)
-        : a_(a), mo_(mo), model_(model), agg_(agg), drops_(drops),
+    View(const WatchArgs& a, ModelOptions& mo, LiveModel& model, const Aggregator& agg, const DropCounts& drops,
+         std::function<void(LiveSnapshot&)> enrich = {})
+        : a_(a), mo_(mo), model_(model), agg_(agg), drops_(drops), enrich_(std::move(enrich)),
           limit_(a.once ? 1 : a.count), interval_(static_cast<int64_t>(a.interval_s * 1000)) {
         if (!a.json && !a.once && isatty(STDOUT_FILENO) && isatty(STDIN_FILENO)) tui_ = std::make_unique<Tui>();
         next_ = std::chrono::steady_clock::now() + interval_;
@@ -48,6 +63,7 @@ public:
         if (!force && std::chrono::steady_clock::now() < next_) return true;
         next_ += interval_;
         LiveSnapshot snap = model_.take(agg_, drops_, mo_);
+        if (enrich_) enrich_(snap);
         if (tui_) {
             if (!paused_) {
                 last_ = std::move(snap);
@@ -55,7 +71,8 @@ public:
             }
             tui_->draw(last_, mo_, paused_);
         } else {
-            const std::string text = a_.json ? to_json(snap).dump() + "\n" : to_text(snap) + "\n";
+            std::string text = a_.json ? to_json(snap).dump() + "\n" : to_text(snap) + "\n";
+            if (!a_.json) text += composition_block(snap);
             if (std::fwrite(text.data(), 1, text.size(), stdout) != text.size() || std::fflush(stdout) != 0)
                 return false;  // reader gone
         }
@@ -68,6 +85,7 @@ private:
     LiveModel& model_;
     const Aggregator& agg_;
     const DropCounts& drops_;
+    std::function<void(LiveSnapshot&)> enrich_;
     size_t shown_ = 0, limit_;
     std::chrono::milliseconds interval_;
     std::chrono::steady_clock::time_point next_;
@@ -191,8 +209,10 @@ int cmd_watch(const WatchArgs& a) {
     oo.baseline = a.baseline;
     oo.capacity = a.capacity;
     oo.model = true;
+    oo.composition = a.composition_interval_s > 0;
+    oo.composition_interval_s = a.composition_interval_s;
     Observer obs(oo);
-    View view(a, mo, obs.model(), obs.aggregator(), obs.drops());
+    View view(a, mo, obs.model(), obs.aggregator(), obs.drops(), [&obs](LiveSnapshot& s) { obs.add_composition(s); });
     if (!view.full_screen()) fmt::print(stderr, "{}\n", watching_line(obs.session()));
     run_loop(obs.session(), LoopOptions{}, [&] { return view.tick(); });
     return 0;

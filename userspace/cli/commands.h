@@ -33,6 +33,7 @@ struct WatchArgs {
     size_t capacity = 1 << 16;  // sources tracked at most
     std::string replay;         // a recording to show instead of the live kernel
     double speed = 1;
+    double composition_interval_s = 10;  // 0: no composition dumps
 };
 
 struct RecordArgs {
@@ -64,6 +65,7 @@ struct ServeArgs {
     std::vector<std::string> netns;
     std::string backend = "auto", baseline = "auto";
     size_t capacity = 1 << 16;
+    double composition_interval_s = 10;  // 0: no composition dumps
 };
 
 struct StatusArgs {

@@ -1,5 +1,7 @@
 #include "format.h"
 
+#include "ctbpf/system.h"
+
 #include <netinet/in.h>
 #include <time.h>
 
@@ -124,6 +126,70 @@ std::string format_summary_text(const SummaryInput& s) {
                        s.baseline ? fmt::format("live now, including the {} that were in the table at start",
                                                 s.baseline_entries)
                                   : std::string("only those made since start (no start-up baseline)"));
+    return fmt::to_string(b);
+}
+
+namespace {
+std::string dur(double s) {
+    if (s < 10) return fmt::format("{:.1f}s", s);
+    return human_seconds(static_cast<uint64_t>(s));
+}
+}  // namespace
+
+std::string composition_text(const Composition& c, uint64_t object_size, size_t max_rows) {
+    fmt::memory_buffer b;
+    auto out = std::back_inserter(b);
+    const double total = c.total ? static_cast<double>(c.total) : 1.0;
+    fmt::format_to(out, "  {:<18} {:>9} {:>6}  {:<36} {:>9} {:>9}\n", "CLASS", "ENTRIES", "SHARE",
+                   "HELD BY (net.netfilter.nf_conntrack_*)", "IDLE p50", "AGE p50");
+    size_t rows = 0;
+    for (const auto& k : c.classes) {
+        if (rows++ == max_rows) {
+            fmt::format_to(out, "  ({} more classes)\n", c.classes.size() - max_rows);
+            break;
+        }
+        const std::string held = k.sysctl.empty() ? "-" : k.timeout_s ? fmt::format("{} = {}", k.sysctl, *k.timeout_s) : k.sysctl;
+        std::string age = k.age.count ? dur(k.age.quantile(0.5)) : "-";
+        if (k.age.count && k.age_at_least * 2 > k.age.count) age = ">" + age;  // mostly from before watching
+        fmt::format_to(out, "  {:<18} {:>9} {:>5.1f}%  {:<36} {:>9} {:>9}{}\n", class_name(k.cls), k.entries,
+                       100.0 * static_cast<double>(k.entries) / total, held,
+                       k.idle.count ? dur(k.idle.quantile(0.5)) : "-", age,
+                       k.stale ? fmt::format("  {} stale", k.stale) : "");
+    }
+    if (c.classes.empty()) fmt::format_to(out, "  (the table is empty)\n");
+    if (!c.sources.empty()) {
+        fmt::format_to(out, "  busiest sources:\n");
+        for (size_t i = 0; i < c.sources.size() && i < 5; ++i) {
+            const auto& s = c.sources[i];
+            std::string parts;
+            for (size_t j = 0; j < s.by_class.size() && j < 3; ++j)
+                parts += fmt::format("{}{} {}", j ? ", " : "", s.by_class[j].second, class_name(s.by_class[j].first));
+            fmt::format_to(out, "    {:<39} {:>9}  {}\n", s.addr.to_string(), s.entries, parts);
+        }
+    }
+    for (const auto& d : c.silent)
+        fmt::format_to(out, "  silent destination {}:{} ({}): {} entries, none replied\n", d.addr.to_string(), d.port,
+                       proto_name(d.proto), d.unreplied);
+    for (const auto& p : c.predictions) {
+        if (static_cast<double>(p.entries_now) < 0.05 * total) continue;
+        const uint64_t freed = p.entries_now > p.entries_after ? p.entries_now - p.entries_after : 0;
+        fmt::format_to(out, "  if nf_conntrack_{} were {} instead of {}: about {} entries instead of {} ({} fewer, {})\n",
+                       p.sysctl, p.to_s, p.from_s, c.total - freed, c.total, freed, human_bytes(freed * object_size));
+    }
+    fmt::format_to(out, "  (dump of {} entries took {:.3f} s)\n", c.total, c.dump_seconds);
+    return fmt::to_string(b);
+}
+
+std::string lifetimes_text(const std::map<EntryClass, DurationHistogram>& by_class) {
+    fmt::memory_buffer b;
+    auto out = std::back_inserter(b);
+    fmt::format_to(out, "  {:<18} {:>9} {:>9} {:>9} {:>9}\n", "ENDED IN", "ENTRIES", "p50", "p90", "MEAN");
+    std::vector<std::pair<EntryClass, const DurationHistogram*>> rows;
+    for (const auto& [c, h] : by_class) rows.emplace_back(c, &h);
+    std::stable_sort(rows.begin(), rows.end(), [](auto& a, auto& b) { return a.second->count > b.second->count; });
+    for (const auto& [c, h] : rows)
+        fmt::format_to(out, "  {:<18} {:>9} {:>9} {:>9} {:>9}\n", class_name(c), h->count, dur(h->quantile(0.5)),
+                       dur(h->quantile(0.9)), dur(h->mean()));
     return fmt::to_string(b);
 }
 

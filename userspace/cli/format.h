@@ -2,12 +2,14 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
 #include <fmt/format.h>
 
 #include "ctbpf/aggregator.h"
+#include "ctbpf/composition.h"
 #include "ctbpf/decode.h"
 #include "ctbpf/kernel.h"
 
@@ -19,6 +21,12 @@ void format_event_json(fmt::memory_buffer& out, const Event& e, std::string_view
 void format_event_text(fmt::memory_buffer& out, const Event& e, std::string_view reason, int64_t wall_ns);
 // "2026-11-30T12:34:56.123456Z": ISO 8601, UTC, microseconds (what logs are matched by).
 std::string iso8601_us(int64_t wall_ns);
+
+// What the entries are, as rows: class, entries, share, the timeout holding it, idle and age
+// medians; then the busiest sources by state, silent destinations and the predictions.
+std::string composition_text(const Composition& c, uint64_t object_size, size_t max_rows = 12);
+// Lifetimes of ended entries by the class they ended in.
+std::string lifetimes_text(const std::map<EntryClass, DurationHistogram>& by_class);
 
 struct SummaryInput {
     const BackendChoice& choice;

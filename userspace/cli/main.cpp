@@ -48,6 +48,9 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"auto", "on", "off"}));
     watch->add_option("--replay", wa.replay, "show a recording (ctbpf record) instead of the live kernel");
     watch->add_option("--speed", wa.speed, "with --replay: times real time (e.g. 10)")->check(CLI::PositiveNumber);
+    watch->add_option("--composition-interval", wa.composition_interval_s,
+                      "seconds between dumps of what the entries are (stretched to keep them under 1% of a core; 0: off)")
+        ->check(CLI::Range(0.0, 86400.0));
     watch->add_option("--capacity", wa.capacity, "most sources tracked (bounds memory)")->check(CLI::Range(16, 1 << 26));
 
     RecordArgs ra;
@@ -106,6 +109,9 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"auto", "fentry", "kprobe", "tracepoint"}));
     serve->add_option("--baseline", sv.baseline, "count entries that predate ctbpf (one netlink dump): auto, on, off")
         ->check(CLI::IsMember({"auto", "on", "off"}));
+    serve->add_option("--composition-interval", sv.composition_interval_s,
+                      "seconds between dumps of what the entries are (stretched to keep them under 1% of a core; 0: off)")
+        ->check(CLI::Range(0.0, 86400.0));
     serve->add_option("--capacity", sv.capacity, "most sources tracked (bounds memory)")->check(CLI::Range(16, 1 << 26));
 
     try {

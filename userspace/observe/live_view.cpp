@@ -183,6 +183,75 @@ std::string sparkline(const std::array<uint32_t, 60>& v, size_t width) {
     return out;
 }
 
+nlohmann::json to_json(const DurationHistogram& h) {
+    nlohmann::json buckets = nlohmann::json::array();
+    for (size_t i = 0; i < h.counts.size(); ++i)
+        if (h.counts[i])
+            buckets.push_back({{"le", i + 1 == h.counts.size() ? nlohmann::json("+Inf") : nlohmann::json(DurationHistogram::kBounds[i])},
+                               {"count", h.counts[i]}});
+    return {{"count", h.count}, {"sum_s", h.sum_s},        {"p50_s", h.quantile(0.5)},
+            {"p90_s", h.quantile(0.9)}, {"p99_s", h.quantile(0.99)}, {"buckets", buckets}};
+}
+
+nlohmann::json lifetimes_json(const std::map<EntryClass, DurationHistogram>& by_class) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& [cls, h] : by_class) {
+        nlohmann::json row = to_json(h);
+        row["proto"] = proto_name(cls.proto);
+        row["state"] = state_name(cls.state);
+        out.push_back(std::move(row));
+    }
+    return out;
+}
+
+nlohmann::json to_json(const Composition& c, uint64_t now_ns, uint64_t object_size) {
+    using nlohmann::json;
+    json j;
+    j["netns"] = c.netns;
+    j["total"] = c.total;
+    j["dump_seconds"] = c.dump_seconds;
+    if (now_ns) j["age_s"] = now_ns > c.taken_ns ? static_cast<double>(now_ns - c.taken_ns) / 1e9 : 0.0;
+    j["classes"] = json::array();
+    for (const auto& k : c.classes) {
+        json row = {{"proto", proto_name(k.cls.proto)},
+                    {"state", state_name(k.cls.state)},
+                    {"entries", k.entries},
+                    {"share", c.total ? static_cast<double>(k.entries) / static_cast<double>(c.total) : 0.0},
+                    {"timeout_sysctl", k.sysctl.empty() ? json(nullptr) : json("nf_conntrack_" + k.sysctl)},
+                    {"timeout_s", k.timeout_s ? json(*k.timeout_s) : json(nullptr)},
+                    {"idle", to_json(k.idle)},
+                    {"stale", k.stale}};
+        if (k.age.count) {
+            row["age"] = to_json(k.age);
+            row["age_at_least"] = k.age_at_least;
+        }
+        j["classes"].push_back(std::move(row));
+    }
+    j["sources"] = json::array();
+    for (const auto& src : c.sources) {
+        json by = json::array();
+        for (const auto& [cls, n] : src.by_class)
+            by.push_back({{"proto", proto_name(cls.proto)}, {"state", state_name(cls.state)}, {"entries", n}});
+        j["sources"].push_back({{"addr", src.addr.to_string()}, {"entries", src.entries}, {"by_state", by}});
+    }
+    j["silent_destinations"] = json::array();
+    for (const auto& d : c.silent)
+        j["silent_destinations"].push_back({{"addr", d.addr.to_string()}, {"port", d.port}, {"proto", proto_name(d.proto)},
+                                            {"unreplied", d.unreplied}, {"oldest_s", d.oldest_s}});
+    j["predictions"] = json::array();
+    for (const auto& p : c.predictions) {
+        const uint64_t freed = p.entries_now > p.entries_after ? p.entries_now - p.entries_after : 0;
+        j["predictions"].push_back({{"sysctl", "nf_conntrack_" + p.sysctl},
+                                    {"from_s", p.from_s},
+                                    {"to_s", p.to_s},
+                                    {"entries_now", p.entries_now},
+                                    {"entries_after", p.entries_after},
+                                    {"table_after", c.total - freed},
+                                    {"bytes_freed", freed * object_size}});
+    }
+    return j;
+}
+
 nlohmann::json to_json(const LiveSnapshot& s) {
     using nlohmann::json;
     json j;
@@ -244,6 +313,12 @@ nlohmann::json to_json(const LiveSnapshot& s) {
             {{"addr", d.addr.to_string()}, {"netns", d.netns}, {"netns_name", d.netns_name}, {"port", d.port},
              {"proto", proto_name(d.proto)}, {"drops", d.drops}});
     j["level"] = std::string(level_name(s.level));
+    j["composition"] = json::array();
+    for (const auto& c : s.composition) {
+        j["composition"].push_back(to_json(c, monotonic_ns(), s.object_size));
+    }
+    j["composition_errors"] = s.composition_errors;
+    j["lifetimes"] = lifetimes_json(s.lifetimes);
     j["alerts"] = s.alerts;
     return j;
 }

@@ -6,7 +6,12 @@
 #include <array>
 #include <cstring>
 #include <exception>
+#include <condition_variable>
 #include <fstream>
+#include <map>
+#include <mutex>
+#include <stop_token>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -55,6 +60,67 @@ Backend parse_backend_option(const std::string& b) {
     throw Error(fmt::format("unknown backend '{}': use auto, fentry, kprobe or tracepoint", b), 2);
 }
 
+// The composition sampler: dumps on its own thread (a dump of a million entries takes
+// seconds, and the ring buffer must be read meanwhile), EntryClock and Lifetimes fed by the
+// observer thread's events under one mutex.
+struct Observer::Sampler {
+    struct Target {
+        std::string name;
+        uint32_t inum;
+    };
+    std::vector<Target> targets;
+    double interval_s;
+    size_t top;
+    uint64_t start_ns = monotonic_ns();
+    mutable std::mutex mu;
+    std::map<uint32_t, EntryClock> clocks;
+    Lifetimes lifetimes;
+    std::map<uint32_t, Composition> latest;
+    std::map<uint32_t, std::string> errors;
+    std::condition_variable_any cv;
+    std::jthread thread;
+
+    void on_event(const Event& e) {
+        std::lock_guard lock(mu);
+        const auto it = clocks.find(e.netns);
+        if (it == clocks.end()) return;
+        if (const auto lived = it->second.on_event(e)) lifetimes.add(e, *lived);
+    }
+
+    void run(std::stop_token stop) {
+        while (!stop.stop_requested()) {
+            double spent = 0;
+            for (const auto& t : targets) {
+                if (stop.stop_requested()) return;
+                try {
+                    const uint64_t now = monotonic_ns();
+                    std::vector<uint64_t> keys;
+                    Composition c = dump_composition(
+                        t.name,
+                        [this, &t, now](uint64_t key) {
+                            std::lock_guard lock(mu);
+                            return clocks.at(t.inum).age(key, now);
+                        },
+                        now, top, &keys);
+                    c.netns = t.inum;
+                    spent += c.dump_seconds;
+                    std::lock_guard lock(mu);
+                    clocks.at(t.inum).after_dump(keys, now, monotonic_ns());
+                    latest[t.inum] = std::move(c);
+                    errors.erase(t.inum);
+                } catch (const std::exception& e) {
+                    std::lock_guard lock(mu);
+                    errors[t.inum] = fmt::format("composition of {}: {}", t.name, e.what());
+                }
+            }
+            // At most 1% of a core: a dump that took 0.5 s is followed by 50 s of rest.
+            const double wait = std::max(interval_s, 100 * spent);
+            std::unique_lock lock(mu);
+            cv.wait_for(lock, stop, std::chrono::duration<double>(wait), [] { return false; });
+        }
+    }
+};
+
 Observer::Observer(const ObserverOptions& o, EventSink sink)
     : sink_(std::move(sink)), aggregate_(o.aggregate), proto_(parse_proto(o.proto)),
       agg_(Aggregator::Options{o.capacity, o.capacity}) {
@@ -99,6 +165,18 @@ Observer::Observer(const ObserverOptions& o, EventSink sink)
         }
         baseline = true;
         if (!aggregate_) agg_ = Aggregator(Aggregator::Options{1, 1});  // only needed for the dump
+    }
+    if (o.composition) {
+        if (!(o.composition_interval_s >= 1))
+            throw Error("--composition-interval must be at least 1 s (0 turns it off)", 2);
+        sampler_ = std::make_shared<Sampler>();
+        sampler_->interval_s = o.composition_interval_s;
+        sampler_->top = 20;
+        for (const auto& w : s.watched()) {
+            sampler_->targets.push_back({w.name, w.inum});
+            sampler_->clocks.emplace(w.inum, EntryClock(sampler_->start_ns));
+        }
+        sampler_->thread = std::jthread([sp = sampler_.get()](std::stop_token st) { sp->run(st); });
     }
     if (!o.model) return;
     // Timeouts and the slab object size, read once, inside the (first) watched namespace.
@@ -149,6 +227,7 @@ void Observer::on_record(std::span<const std::byte> rec) {
         reinterpret_cast<ctbpf_event*>(raw.data())->reason = static_cast<uint8_t>(e->reason);
     }
     if ((aggregate_ || dumping_) && (!proto_ || e->proto == *proto_)) agg_.add(*e);
+    if (sampler_) sampler_->on_event(*e);
     if (sink_) sink_(*e, std::span<const std::byte, 64>(raw));
 }
 
@@ -167,7 +246,41 @@ LiveModel& Observer::model() {
     return *model_;
 }
 
-LiveSnapshot Observer::take(const ModelOptions& mo) { return model().take(agg_, drops_, mo); }
+LiveSnapshot Observer::take(const ModelOptions& mo) {
+    LiveSnapshot snap = model().take(agg_, drops_, mo);
+    add_composition(snap);
+    return snap;
+}
+
+void Observer::add_composition(LiveSnapshot& snap) const {
+    if (!sampler_) return;
+    snap.composition = compositions();
+    snap.composition_errors = composition_errors();
+    snap.lifetimes = lifetimes().by_class();
+}
+
+std::vector<Composition> Observer::compositions() const {
+    std::vector<Composition> out;
+    if (!sampler_) return out;
+    std::lock_guard lock(sampler_->mu);
+    for (const auto& t : sampler_->targets)
+        if (const auto it = sampler_->latest.find(t.inum); it != sampler_->latest.end()) out.push_back(it->second);
+    return out;
+}
+
+std::vector<std::string> Observer::composition_errors() const {
+    std::vector<std::string> out;
+    if (!sampler_) return out;
+    std::lock_guard lock(sampler_->mu);
+    for (const auto& [inum, e] : sampler_->errors) out.push_back(e);
+    return out;
+}
+
+Lifetimes Observer::lifetimes() const {
+    if (!sampler_) return Lifetimes(0);
+    std::lock_guard lock(sampler_->mu);
+    return sampler_->lifetimes;
+}
 
 KernelTotals Observer::finish() {
     const KernelTotals t = session_->totals();

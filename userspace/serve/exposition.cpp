@@ -1,3 +1,4 @@
+#include <algorithm>
 #include "exposition.h"
 
 #include <cmath>
@@ -9,7 +10,7 @@ namespace ctbpf::serve {
 
 namespace {
 
-enum class Type { Gauge, Counter, Info };
+enum class Type { Gauge, Counter, Info, Histogram };
 
 // Writes families in either format. The formats differ only in how a family is announced:
 // OpenMetrics names a counter without `_total` and an info family without `_info`, states
@@ -26,7 +27,10 @@ public:
             if (t == Type::Counter) fam.remove_suffix(6);  // "_total"
             if (t == Type::Info) fam.remove_suffix(5);     // "_info"
         }
-        const char* type = t == Type::Counter ? "counter" : (t == Type::Info && f_ == Format::OpenMetrics) ? "info" : "gauge";
+        const char* type = t == Type::Counter                                ? "counter"
+                           : t == Type::Histogram                            ? "histogram"
+                           : (t == Type::Info && f_ == Format::OpenMetrics) ? "info"
+                                                                              : "gauge";
         fmt::format_to(out(), "# HELP {} {}\n# TYPE {} {}\n", fam, help, fam, type);
         if (f_ == Format::OpenMetrics && !unit.empty()) fmt::format_to(out(), "# UNIT {} {}\n", fam, unit);
     }
@@ -92,12 +96,19 @@ Format negotiate(std::string_view accept) {
                                                                                 : Format::PrometheusText;
 }
 
+namespace {
+constexpr size_t kStateSeries = 16, kLifetimeClasses = 8;
+}  // namespace
+
 size_t series_ceiling(size_t tables, size_t top_k) {
     // build_info, 5 per table + time to full, 8 totals (drops has three reasons),
     // 3 tracking gauges (with unattributed entries), 4 per-source families and 1 destination
     // family of top_k each. The netns label on per-source series adds no series: each
     // family still lists top_k (namespace, address) rows.
-    return 1 + 5 * tables + 1 + 8 + 3 + 5 * top_k;
+    // Composition: at most kStateSeries classes per table, and lifetimes for at most
+    // kLifetimeClasses classes, each with its buckets, _sum and _count.
+    return 1 + 5 * tables + 1 + 8 + 3 + 5 * top_k + kStateSeries * tables +
+           kLifetimeClasses * (DurationHistogram::kBounds.size() + 2);
 }
 
 std::string render(const LiveSnapshot& s, const TopK& top, const Exposition& e, Format f) {
@@ -179,6 +190,44 @@ std::string render(const LiveSnapshot& s, const TopK& top, const Exposition& e, 
         w.sample("ctbpf_destination_drops_total",
                  {{"destination", addr = r.addr.to_string()}, {"netns", r.netns_name}, {"port", port}, {"proto", proto}},
                  d(r.drops));
+    }
+
+    // What the entries are (the last dump of each table) and how long ended ones lived.
+    w.family("ctbpf_conntrack_entries_by_state", Type::Gauge,
+             "Entries by protocol and state at the last dump of the table (TCP: its state; others: "
+             "UNREPLIED, REPLIED or ASSURED); the largest classes of each table");
+    for (const auto& c : s.composition) {
+        std::string ns = std::to_string(c.netns);
+        for (const auto& t : s.tables)
+            if (t.netns == c.netns) ns = t.name;
+        for (size_t i = 0; i < c.classes.size() && i < kStateSeries; ++i) {
+            const auto& k = c.classes[i];
+            const std::string proto = proto_name(k.cls.proto), state = state_name(k.cls.state);
+            w.sample("ctbpf_conntrack_entries_by_state", {{"netns", ns}, {"proto", proto}, {"state", state}},
+                     d(k.entries));
+        }
+    }
+    w.family("ctbpf_conntrack_entry_lifetime_seconds", Type::Histogram,
+             "How long ended entries lived, by the protocol and state they ended in (entries whose insert "
+             "was seen)",
+             "seconds");
+    std::vector<std::pair<EntryClass, const DurationHistogram*>> lt;
+    for (const auto& [c, h] : s.lifetimes) lt.emplace_back(c, &h);
+    std::stable_sort(lt.begin(), lt.end(), [](auto& a, auto& b) { return a.second->count > b.second->count; });
+    if (lt.size() > kLifetimeClasses) lt.resize(kLifetimeClasses);
+    std::sort(lt.begin(), lt.end(), [](auto& a, auto& b) { return a.first < b.first; });
+    for (const auto& [c, h] : lt) {
+        const std::string proto = proto_name(c.proto), state = state_name(c.state);
+        uint64_t cum = 0;
+        for (size_t i = 0; i < h->counts.size(); ++i) {
+            cum += h->counts[i];
+            const bool inf = i + 1 == h->counts.size();
+            const std::string le = inf ? "+Inf" : fmt::format("{}", DurationHistogram::kBounds[i]);
+            w.sample("ctbpf_conntrack_entry_lifetime_seconds_bucket", {{"proto", proto}, {"state", state}, {"le", le}},
+                     d(cum));
+        }
+        w.sample("ctbpf_conntrack_entry_lifetime_seconds_sum", {{"proto", proto}, {"state", state}}, h->sum_s);
+        w.sample("ctbpf_conntrack_entry_lifetime_seconds_count", {{"proto", proto}, {"state", state}}, d(h->count));
     }
     return w.finish();
 }

@@ -17,7 +17,6 @@
 
 #include <fmt/format.h>
 
-#include "ctbpf/clock.h"
 #include "ctbpf/error.h"
 #include "ctbpf/system.h"
 #include "ctbpf/netns.h"
@@ -170,7 +169,8 @@ Baseline dump_baseline(const std::string& netns_spec) {
     return b;
 }
 
-Composition dump_composition(const std::string& netns_spec, EntryClock* clock, uint64_t now_ns, size_t top) {
+Composition dump_composition(const std::string& netns_spec, const AgeOf& age_of, uint64_t now_ns, size_t top,
+                             std::vector<uint64_t>* keys) {
     // The builder needs the namespace's timeouts before the first entry: read them first.
     std::map<std::string, uint64_t> timeouts;
     {
@@ -179,11 +179,11 @@ Composition dump_composition(const std::string& netns_spec, EntryClock* clock, u
         timeouts = read_timeouts();
     }
     NetnsFile ns(netns_spec);
-    CompositionBuilder b(ns.inum(), timeouts, clock, now_ns, top);
+    CompositionBuilder b(ns.inum(), timeouts, age_of, now_ns, top);
     const TableDump d = dump_table(netns_spec, [&b](const DumpedEntry& e) { b.add(e); });
     Composition c = b.finish(d.seconds);
     c.taken_ns = now_ns;
-    if (clock) clock->after_dump(b.keys(), now_ns, monotonic_ns());
+    if (keys) *keys = b.keys();
     return c;
 }
 
