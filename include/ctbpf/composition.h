@@ -95,7 +95,7 @@ public:
         uint32_t first_ds = 0;  // tenths of a second after `epoch_ns`
         uint8_t exact = 0;      // 1: from its insert event
         uint8_t proto = 0;
-        uint16_t unused = 0;
+        uint16_t misses = 0;  // dumps in a row that did not hold it
     };
     explicit EntryClock(uint64_t epoch_ns = 0) : epoch_ns_(epoch_ns) {}
     // Insert: remembers the entry. Destroy/early drop: forgets it and returns how long it lived
@@ -105,9 +105,11 @@ public:
     // Seconds since first seen, and whether that is exact.
     std::optional<std::pair<double, bool>> age(uint64_t key, uint64_t now_ns) const;
     // After a dump that ran from `started_ns` and held `keys`: unknown entries are first seen
-    // at `now_ns`; entries it did not hold are forgotten (their destroy was lost), except
-    // those inserted while it ran.
-    void after_dump(const std::vector<uint64_t>& keys, uint64_t started_ns, uint64_t now_ns);
+    // at `now_ns`. An entry the dump did not hold is kept for `max_misses` dumps in a row:
+    // a dump leaves out entries that expired but that the gc worker has not freed yet (their
+    // destroy, and so their lifetime, comes later); then it is forgotten (its destroy was lost).
+    // Entries inserted while the dump ran are kept as well.
+    void after_dump(const std::vector<uint64_t>& keys, uint64_t started_ns, uint64_t now_ns, uint16_t max_misses = 3);
     size_t size() const { return map_.size(); }
     size_t memory_bytes() const { return map_.memory_bytes(); }
 
@@ -115,7 +117,8 @@ private:
     uint32_t ds(uint64_t ns) const { return ns > epoch_ns_ ? static_cast<uint32_t>((ns - epoch_ns_) / 100'000'000) : 0; }
     uint64_t epoch_ns_;
     FlatMap<Seen> map_;
-    std::vector<uint64_t> recent_;  // inserted since the last dump started
+    std::vector<uint64_t> recent_;  // inserted since the last dump
+    std::vector<uint64_t> known_;   // every key kept after the last dump
 };
 
 // Lifetimes of entries that ended, by the class they ended in, and per source for a bounded
@@ -232,8 +235,8 @@ private:
 
 // Entries a governing sysctl's classes would hold with timeout `to_s`, from their idle
 // times now (`idle_s`, seconds since each one's last refresh; current timeout `from_s`).
-// Shorter: an entry idle for `to_s` or more would have expired, so what stays is those idle
-// less than that. Longer: entries expire at the rate the oldest idle ones reach `from_s`
+// Shorter: an entry idle for more than `to_s` would have expired, so what stays is those idle
+// at most that long (idle in whole seconds, rounded up: timeout minus seconds left). Longer: entries expire at the rate the oldest idle ones reach `from_s`
 // (those idle in its last tenth), and each would stay `to_s - from_s` longer.
 uint64_t predict_entries(std::vector<uint32_t> idle_s, uint64_t from_s, uint64_t to_s);
 

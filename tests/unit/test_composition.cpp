@@ -116,17 +116,20 @@ TEST(DurationHistogramTest, LogBucketsAndQuantiles) {
 
 TEST(Predict, ShorterTimeoutKeepsTheEntriesIdleLessThanIt) {
     std::vector<uint32_t> idle;
-    for (uint32_t i = 0; i < 30; ++i)
-        for (int k = 0; k < 100; ++k) idle.push_back(i);  // 100/s arriving, each idle until 30 s
+    // 100/s arriving, each idle until 30 s; idle is rounded up (timeout minus seconds left,
+    // which the kernel rounds down): 1..30.
+    for (uint32_t i = 1; i <= 30; ++i)
+        for (int k = 0; k < 100; ++k) idle.push_back(i);
     EXPECT_EQ(predict_entries(idle, 30, 10), 1000u);
     EXPECT_EQ(predict_entries(idle, 30, 30), 3000u);
     // Longer: 100/s reach the end of 30 s, each would stay 30 s more.
     EXPECT_EQ(predict_entries(idle, 30, 60), 6000u);
+    EXPECT_EQ(predict_entries({}, 30, 10), 0u);
 }
 
 TEST(Composition, CountsClassesSourcesAndIdleAndPredicts) {
     CompositionBuilder b(7, kTimeouts, {}, 0);
-    for (uint16_t i = 0; i < 900; ++i) b.add(udp_unreplied(1, static_cast<uint16_t>(1000 + i), 30 - i % 30));
+    for (uint16_t i = 0; i < 900; ++i) b.add(udp_unreplied(1, static_cast<uint16_t>(1000 + i), 29 - i % 30));
     for (uint16_t i = 0; i < 100; ++i) b.add(tcp(3, 2, static_cast<uint16_t>(2000 + i), 431000));
     const Composition c = b.finish(0.01);
     EXPECT_EQ(c.total, 1000u);
@@ -158,7 +161,7 @@ TEST(Composition, CountsClassesSourcesAndIdleAndPredicts) {
 
 TEST(Advice, ATableFullOfUnrepliedUdpIsNotToldToLowerTheEstablishedTimeout) {
     CompositionBuilder b(7, kTimeouts, {}, 0);
-    for (uint16_t i = 0; i < 900; ++i) b.add(udp_unreplied(static_cast<uint8_t>(1 + i % 4), i, 30 - i % 30));
+    for (uint16_t i = 0; i < 900; ++i) b.add(udp_unreplied(static_cast<uint8_t>(1 + i % 4), i, 29 - i % 30));
     // Established entries idle for days, but few of them.
     for (uint16_t i = 0; i < 50; ++i) b.add(tcp(3, 9, i, 1000));
     const Assessment a = assess(facts_with(b.finish(0), 1000));
@@ -232,10 +235,21 @@ TEST(EntryClockTest, LifetimeFromInsertToDestroyAndAgesAcrossDumps) {
     // An entry first seen in a dump has no known lifetime.
     d.sport = 1001;
     EXPECT_FALSE(clock.on_event(d));
-    // A dump that no longer holds an entry forgets it (its destroy was not seen).
     EXPECT_EQ(clock.size(), 0u);
+    // An expired entry the gc worker has not freed yet is not in a dump: its clock is kept for
+    // a few dumps, so its destroy still gives its lifetime...
+    ins.sport = 1002;
     clock.on_event(ins);
-    clock.after_dump({}, 40'000'000'000, 40'000'000'000);
+    clock.after_dump({}, 40'000'000'000, 40'000'000'000, 3);
+    clock.after_dump({}, 41'000'000'000, 41'000'000'000, 3);
+    d.sport = 1002;
+    d.ts_ns = 42'000'000'000;
+    ASSERT_TRUE(clock.on_event(d));
+    // ...and forgotten after more than that many dumps in a row (its destroy was lost).
+    clock.on_event(ins);
+    for (int i = 0; i < 3; ++i) clock.after_dump({}, 50'000'000'000, 50'000'000'000, 3);
+    EXPECT_EQ(clock.size(), 1u);
+    clock.after_dump({}, 60'000'000'000, 60'000'000'000, 3);
     EXPECT_EQ(clock.size(), 0u);
 }
 

@@ -165,20 +165,37 @@ std::optional<std::pair<double, bool>> EntryClock::age(uint64_t key, uint64_t no
     return std::pair{now >= s->first_ds ? (now - s->first_ds) / 10.0 : 0.0, s->exact != 0};
 }
 
-void EntryClock::after_dump(const std::vector<uint64_t>& keys, uint64_t started_ns, uint64_t now_ns) {
-    FlatMap<Seen> next;
-    const uint32_t now = ds(now_ns);
-    for (const uint64_t k : keys) {
-        const Seen* old = map_.find(k);
-        next.insert_or_assign(k, old ? *old : Seen{now, 0, 0, 0});
+void EntryClock::after_dump(const std::vector<uint64_t>& keys, uint64_t started_ns, uint64_t now_ns,
+                            uint16_t max_misses) {
+    const uint32_t now = ds(now_ns), started = ds(started_ns);
+    std::vector<uint64_t> held(keys);
+    std::sort(held.begin(), held.end());
+    for (const uint64_t k : held) {
+        if (Seen* s = map_.find(k)) s->misses = 0;
+        else map_.insert_or_assign(k, Seen{now, 0, 0, 0});
     }
-    // Inserted while the dump ran: the dump may have passed their bucket already.
-    const uint32_t started = ds(started_ns);
-    for (const uint64_t k : recent_)
-        if (const Seen* old = map_.find(k); old && old->exact && old->first_ds >= started && !next.find(k))
-            next.insert_or_assign(k, *old);
+    // FlatMap cannot be iterated: the entries the dump did not hold are found among the keys
+    // known after the last dump and those inserted since.
+    std::vector<uint64_t> candidates(known_);
+    candidates.insert(candidates.end(), recent_.begin(), recent_.end());
     recent_.clear();
-    map_ = std::move(next);
+    std::sort(candidates.begin(), candidates.end());
+    candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
+    std::vector<uint64_t> kept;
+    for (const uint64_t k : candidates) {
+        if (std::binary_search(held.begin(), held.end(), k)) continue;
+        Seen* s = map_.find(k);
+        if (!s) continue;  // destroyed meanwhile
+        if (s->exact && s->first_ds >= started) {
+            kept.push_back(k);  // inserted while the dump ran: it may have passed its bucket
+        } else if (++s->misses > max_misses) {
+            map_.erase(k);
+        } else {
+            kept.push_back(k);
+        }
+    }
+    known_ = std::move(held);
+    known_.insert(known_.end(), kept.begin(), kept.end());
 }
 
 void Lifetimes::add(const Event& ended, double seconds) {
@@ -225,14 +242,15 @@ uint64_t predict_entries(std::vector<uint32_t> idle_s, uint64_t from_s, uint64_t
     const uint64_t n = idle_s.size();
     if (to_s == from_s || n == 0) return n;
     if (to_s < from_s) {
-        // Idle times are whole seconds rounded down from timeout - seconds left, so an entry
-        // at idle i has been idle in [i, i+1): it survives a timeout `to_s` if i < to_s.
+        // The kernel reports seconds left rounded down, so idle = timeout - left is the true
+        // idle time rounded up: an entry at idle i has been idle in (i-1, i], and survives a
+        // timeout `to_s` (it would have more than 0 s left) if i <= to_s.
         return static_cast<uint64_t>(std::count_if(idle_s.begin(), idle_s.end(),
-                                                    [to_s](uint32_t i) { return i < to_s; }));
+                                                    [to_s](uint32_t i) { return i <= to_s; }));
     }
     const uint64_t tail_from = from_s - std::max<uint64_t>(1, from_s / 10);
     const uint64_t tail = static_cast<uint64_t>(
-        std::count_if(idle_s.begin(), idle_s.end(), [tail_from](uint32_t i) { return i >= tail_from; }));
+        std::count_if(idle_s.begin(), idle_s.end(), [tail_from](uint32_t i) { return i > tail_from; }));
     const double expiring_per_s = static_cast<double>(tail) / static_cast<double>(from_s - tail_from);
     return n + static_cast<uint64_t>(std::llround(expiring_per_s * static_cast<double>(to_s - from_s)));
 }

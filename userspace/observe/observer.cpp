@@ -105,7 +105,11 @@ struct Observer::Sampler {
                     c.netns = t.inum;
                     spent += c.dump_seconds;
                     std::lock_guard lock(mu);
-                    clocks.at(t.inum).after_dump(keys, now, monotonic_ns());
+                    // Expired entries wait for the gc worker outside the dumps: keep their
+                    // clocks for five minutes of dumps.
+                    clocks.at(t.inum).after_dump(
+                        keys, now, monotonic_ns(),
+                        static_cast<uint16_t>(std::clamp(300.0 / interval_s, 3.0, 10000.0)));
                     latest[t.inum] = std::move(c);
                     errors.erase(t.inum);
                 } catch (const std::exception& e) {
