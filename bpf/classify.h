@@ -20,6 +20,7 @@
 
 /* ct->status bits (include/uapi/linux/netfilter/nf_conntrack_common.h, stable since 2.6).
  * Prefixed: the host's uapi headers declare the same names as enum constants. */
+#define CTBPF_IPS_SEEN_REPLY (1UL << 1)
 #define CTBPF_IPS_ASSURED (1UL << 2)
 #define CTBPF_IPS_CONFIRMED (1UL << 3)
 #define CTBPF_IPS_TEMPLATE (1UL << 11)
@@ -106,6 +107,39 @@ CTBPF_RULE __u8 ctbpf_drop_reason(bool alloc_hooked, bool alloc_failed)
 	if (!alloc_hooked)
 		return CTBPF_R_NONE;
 	return alloc_failed ? CTBPF_R_TABLE_FULL : CTBPF_R_NO_ENTRY;
+}
+
+#define CTBPF_IPPROTO_TCP 6
+
+/* The entry state an event carries (struct ctbpf_event's ct_status, tcp_state, state_valid). */
+struct ctbpf_state {
+	__u16 status;
+	__u8 tcp_state;
+	__u8 valid;
+};
+
+/* What an event about `kind` says of its entry's state, from what the hook read: ct->status
+ * (status_read: the read succeeded) and, for TCP, ct->proto.tcp.state (tcp_read: the field
+ * exists in this kernel's BTF and was read). A drop has no entry, and a state half read is
+ * not reported: all zero, not valid. An insert is
+ * reported as confirmed even where it is seen just before confirm (tracepoint backend), so
+ * that every backend says the same. Only the low 16 bits of the status are kept: the higher
+ * ones are kernel-internal and have moved between versions. */
+CTBPF_RULE struct ctbpf_state ctbpf_state_of(__u8 kind, __u8 proto, unsigned long status, bool status_read,
+					     __u8 tcp_state, bool tcp_read)
+{
+	struct ctbpf_state s = {0, 0, 0};
+
+	if (kind == CTBPF_EV_DROP || kind == 0 || !status_read)
+		return s;
+	if (proto == CTBPF_IPPROTO_TCP && !tcp_read)
+		return s;
+	if (kind == CTBPF_EV_INSERT)
+		status |= CTBPF_IPS_CONFIRMED;
+	s.status = (__u16)status;
+	s.tcp_state = proto == CTBPF_IPPROTO_TCP ? tcp_state : 0;
+	s.valid = 1;
+	return s;
 }
 
 /* The counter an event bumps (insert_failed: by its reason). */

@@ -110,6 +110,27 @@ static __always_inline void event_fill_ct(struct ctbpf_event *e, const struct nf
 	bpf_core_read(e->dst, sizeof(e->dst), &t->dst.u3);
 }
 
+/* The entry's status and TCP state (after event_fill_ct: it looks at the protocol). Where
+ * nf_conn comes from module BTF (nf_conntrack built as a module, Debian's 6.1 and 6.12)
+ * libbpf resolves these against that module's types, as it does the tuple; a kernel whose
+ * BTF lacks proto.tcp.state gets the field check's constant 0 and the read is left out
+ * (its TCP events then carry no state rather than failing the load). */
+static __always_inline void event_fill_state(struct ctbpf_event *e, const struct nf_conn *ct)
+{
+	unsigned long status = 0;
+	bool status_read, tcp_read = false;
+	struct ctbpf_state s;
+	__u8 tcp = 0;
+
+	status_read = bpf_core_read(&status, sizeof(status), &ct->status) == 0;
+	if (e->proto == CTBPF_IPPROTO_TCP && bpf_core_field_exists(ct->proto.tcp.state))
+		tcp_read = bpf_core_read(&tcp, sizeof(tcp), &ct->proto.tcp.state) == 0;
+	s = ctbpf_state_of(e->kind, e->proto, status, status_read, tcp, tcp_read);
+	e->ct_status = s.status;
+	e->tcp_state = s.tcp_state;
+	e->state_valid = s.valid;
+}
+
 /* Counts an event about an entry and delivers it. */
 static __always_inline void report_ct(__u8 kind, const struct nf_conn *ct, __u8 reason)
 {
@@ -119,6 +140,7 @@ static __always_inline void report_ct(__u8 kind, const struct nf_conn *ct, __u8 
 	e = event_reserve(kind);
 	if (e) {
 		event_fill_ct(e, ct);
+		event_fill_state(e, ct);
 		e->reason = reason;
 		event_submit(e);
 	}

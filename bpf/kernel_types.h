@@ -112,12 +112,24 @@ struct nf_conntrack_zone {
 	__u16 id;
 };
 
+/* ct->proto.tcp (struct ip_ct_tcp): only the state, a u8 since 2.6 (enum tcp_conntrack). */
+struct ip_ct_tcp {
+	__u8 state;
+};
+
+/* The per-protocol union of nf_conn; the other members (dccp, sctp, gre...) depend on the
+ * kernel's configuration and are not read. */
+union nf_conntrack_proto {
+	struct ip_ct_tcp tcp;
+};
+
 struct nf_conn {
 	__u32 timeout;          /* jiffies (u32) at which the entry expires, once confirmed */
 	struct nf_conntrack_zone zone;
 	struct nf_conntrack_tuple_hash tuplehash[2];
 	unsigned long status;
 	possible_net_t ct_net;
+	union nf_conntrack_proto proto;
 };
 
 /* Context of kprobe programs; only the registers PT_REGS_PARMn/PT_REGS_RC read (x86-64). */

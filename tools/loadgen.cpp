@@ -1,11 +1,14 @@
 // ctbpf-loadgen: creates conntrack entries on purpose. Each flow is one UDP datagram (or
 // one TCP SYN) from its own source port, so every flow is a new entry; each source address
 // is a distinct "client". Traffic goes only to the destination given, which must be a
-// loopback address or a test host in a namespace you made.
+// loopback address or a test host in a namespace you made. With --answer the destination is
+// this process itself, and each flow is answered, so that its entry leaves the unreplied
+// state (UDP: replied; TCP: a whole connection, closed, in TIME_WAIT).
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -108,6 +111,53 @@ int run_fast(const std::vector<std::pair<sockaddr_storage, socklen_t>>& from, so
     return 0;
 }
 
+void set_timeout(int fd, int seconds) {
+    timeval tv{seconds, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+// --answer: a server socket of this process on the destination, bound before the flows.
+int answer_socket(const sockaddr_storage& to, socklen_t to_len, bool tcp) {
+    int fd = socket(to.ss_family, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC, 0);
+    const int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (fd < 0 || bind(fd, reinterpret_cast<const sockaddr*>(&to), to_len) != 0 || (tcp && listen(fd, 128) != 0)) {
+        fmt::print(stderr, "ctbpf-loadgen: cannot listen on the destination for --answer: {}\n", std::strerror(errno));
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    set_timeout(fd, 5);
+    return fd;
+}
+
+// One answered flow on the bound client socket `fd`. UDP: a datagram there and one back.
+// TCP: connect, accept, then the client closes first and the server once it has read the
+// client's FIN, so the client's side (and the entry) ends in TIME_WAIT, not in a reset.
+bool answered_flow(int fd, int server, const sockaddr_storage& to, socklen_t to_len, bool tcp) {
+    const char payload[] = "ctbpf";
+    char buf[64];
+    set_timeout(fd, 5);
+    if (!tcp) {
+        sockaddr_storage peer{};
+        socklen_t peer_len = sizeof peer;
+        return sendto(fd, payload, sizeof payload, 0, reinterpret_cast<const sockaddr*>(&to), to_len) >= 0 &&
+               recvfrom(server, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&peer), &peer_len) >= 0 &&
+               sendto(server, payload, sizeof payload, 0, reinterpret_cast<const sockaddr*>(&peer), peer_len) >= 0 &&
+               recv(fd, buf, sizeof buf, 0) >= 0;
+    }
+    if (connect(fd, reinterpret_cast<const sockaddr*>(&to), to_len) != 0) return false;
+    const int conn = accept4(server, nullptr, nullptr, SOCK_CLOEXEC);
+    if (conn < 0) return false;
+    set_timeout(conn, 5);
+    shutdown(fd, SHUT_WR);
+    const bool fin = read(conn, buf, sizeof buf) == 0;
+    close(conn);
+    // The server's FIN, so that close() leaves nothing unsent.
+    const bool fin_back = read(fd, buf, sizeof buf) == 0;
+    return fin && fin_back;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -118,7 +168,7 @@ int main(int argc, char** argv) {
     unsigned flows = 1;
     double seconds = 0;
     unsigned sport_base = 20000;
-    bool fast = false;
+    bool fast = false, answer = false;
     double rate = 0;
     app.add_option("--src", sources, "source addresses (repeatable; must be local)")->required();
     app.add_option("--dst", dst, "destination address (loopback or a test host)");
@@ -133,6 +183,10 @@ int main(int argc, char** argv) {
     app.add_flag("--fast", fast,
                  "UDP only: one socket per source, flow f goes to port + f (one syscall per flow, for "
                  "benchmarks; a new entry per flow all the same)");
+    app.add_flag("--answer", answer,
+                 "answer each flow from a socket of this process on --dst/--port (which must be local): UDP gets "
+                 "a datagram back (the entry is replied), TCP a whole connection closed by both sides (the entry "
+                 "ends in TIME_WAIT). One flow at a time, blocking; not with --fast");
     app.add_option("--seconds", seconds, "repeat rounds until this many seconds have passed (0: one round)");
     app.add_option("--rate", rate, "at most this many flows per second (0: as fast as possible)")
         ->check(CLI::NonNegativeNumber);
@@ -163,6 +217,12 @@ int main(int argc, char** argv) {
         }
         return run_fast(from, to, to_len, flows, sport_base, seconds, rate);
     }
+    if (answer && fast) {
+        fmt::print(stderr, "ctbpf-loadgen: --answer and --fast do not go together\n");
+        return 2;
+    }
+    const int server = answer ? answer_socket(to, to_len, tcp) : -1;
+    if (answer && server < 0) return 1;
     const char payload[] = "ctbpf";
     uint64_t sent = 0, failed = 0;
     Pacer pace(rate);
@@ -179,19 +239,21 @@ int main(int argc, char** argv) {
                     if (ss.ss_family == AF_INET) reinterpret_cast<sockaddr_in*>(&ss)->sin_port = sp;
                     else reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port = sp;
                 }
-                int fd = socket(to.ss_family, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+                int fd = socket(to.ss_family,
+                                (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC | (answer ? 0 : SOCK_NONBLOCK), 0);
                 if (fd < 0) {
                     failed++;
                     continue;
                 }
-                if (tcp) {
+                if (tcp && !answer) {
                     linger lg{1, 0};  // close with RST: no TIME_WAIT pile-up in the generator
                     setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
                 }
                 const int one = 1;  // repeated rounds reuse the same ports
                 setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
                 bool ok = bind(fd, reinterpret_cast<const sockaddr*>(&ss), len) == 0;
-                if (ok && tcp) ok = connect(fd, reinterpret_cast<const sockaddr*>(&to), to_len) == 0 || errno == EINPROGRESS;
+                if (ok && answer) ok = answered_flow(fd, server, to, to_len, tcp);
+                else if (ok && tcp) ok = connect(fd, reinterpret_cast<const sockaddr*>(&to), to_len) == 0 || errno == EINPROGRESS;
                 else if (ok) ok = sendto(fd, payload, sizeof payload, 0, reinterpret_cast<const sockaddr*>(&to), to_len) >= 0;
                 ok ? sent++ : failed++;
                 close(fd);
@@ -201,6 +263,7 @@ int main(int argc, char** argv) {
     } while (seconds > 0 &&
              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < seconds);
     const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (server >= 0) close(server);
     fmt::print("{{\"sent\":{},\"failed\":{},\"seconds\":{:.3f}}}\n", sent, failed, el);
     return 0;
 }

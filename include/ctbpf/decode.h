@@ -1,4 +1,4 @@
-// Event decoding: the raw 64-byte records of the ring buffer (include/ctbpf/event.h)
+// Event decoding: the raw 72-byte records of the ring buffer (include/ctbpf/event.h)
 // become typed C++ values. Nothing here knows about BPF, maps or the kernel.
 #pragma once
 
@@ -19,6 +19,13 @@ enum class Reason : uint8_t { None = 0, Timeout = 1, Deleted = 2, ClashDrop = 3,
 std::string_view kind_name(EventKind k);
 std::string_view reason_name(Reason r);
 std::string proto_name(uint8_t proto);  // "tcp", "udp", ... or the number
+
+// Size of one event record (sizeof(struct ctbpf_event), checked in decode.cpp), and of the
+// records of event layout version 1 (recordings made before the entry state was added).
+inline constexpr size_t kEventRecordSize = 72;
+inline constexpr size_t kEventRecordSizeV1 = 64;
+using EventRecord = std::array<std::byte, kEventRecordSize>;
+using EventRecordView = std::span<const std::byte, kEventRecordSize>;
 
 // An IPv4 or IPv6 address. IPv4 keeps its 4 bytes first, the rest zero.
 struct Address {
@@ -46,16 +53,28 @@ struct Event {
     uint16_t sport = 0;   // host byte order
     uint16_t dport = 0;
     Address src, dst;
-    uint16_t ct_status = 0;  // low 16 bits of the entry's status (IPS_*), when has_state
-    uint8_t tcp_state = 0;   // enum tcp_conntrack, when has_state and TCP
-    bool has_state = false;  // read by the kernel side (insert, destroy, early drop)
+    // The entry's state as the kernel held it at the event (insert: as it was confirmed;
+    // destroy, early_drop: as it was freed). has_state is false for drops (no entry), for
+    // events from recordings of event layout version 1, and where the kernel's fields
+    // could not be read; the two fields are then 0.
+    uint16_t ct_status = 0;  // low 16 bits of ct->status (IPS_* bits, include/ctbpf/event.h)
+    uint8_t tcp_state = 0;   // TCP only: enum tcp_conntrack (0 NONE ... 7 TIME_WAIT, 8 CLOSE)
+    bool has_state = false;
 };
+
+// The state an event names (has_state): for TCP the kernel's name of its TCP state
+// ("ESTABLISHED", "TIME_WAIT"... as `conntrack -L` prints it); for other protocols
+// "assured", "replied" or "unreplied" from the status bits. "" without a state.
+std::string state_name(const Event& e);
 
 // Decodes one ring-buffer record. Returns nothing for a record of the wrong size or an
 // unknown kind, so a newer kernel side cannot crash an older reader.
 std::optional<Event> decode_event(std::span<const std::byte> record);
+// The same for a record of event layout version 1 (kEventRecordSizeV1 bytes, the first 64
+// of today's layout), as recordings made before the state fields hold: has_state false.
+std::optional<Event> decode_event_v1(std::span<const std::byte> record);
 
 // Encodes back to the wire layout (recordings and tests use it).
-std::array<std::byte, 64> encode_event(const Event& e);
+EventRecord encode_event(const Event& e);
 
 }  // namespace ctbpf

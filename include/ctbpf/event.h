@@ -13,7 +13,9 @@
 #include <linux/types.h>
 #endif
 
-#define CTBPF_EVENT_VERSION 1
+/* 1: the first 64 bytes alone (recordings made before the state fields; still read).
+ * 2: + ct_status, tcp_state, state_valid (72 bytes). */
+#define CTBPF_EVENT_VERSION 2
 
 /* What happened. Values are stable (they are written to files). */
 enum ctbpf_event_kind {
@@ -57,8 +59,9 @@ enum ctbpf_counter {
 	CTBPF_C__COUNT,
 };
 
-/* 64 bytes, naturally aligned, no implicit padding. Addresses and ports are in network
- * byte order exactly as the kernel holds them; IPv4 uses the first 4 bytes of src/dst. */
+/* 72 bytes, naturally aligned, no implicit padding. Addresses and ports are in network
+ * byte order exactly as the kernel holds them; IPv4 uses the first 4 bytes of src/dst.
+ * Layout version 1 was the first 64 bytes alone: new fields go at the end. */
 struct ctbpf_event {
 	__u64 ts_ns;   /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
 	__u64 ct_id;   /* opaque, stable for the entry's lifetime: pairs insert with destroy; 0 for drop */
@@ -73,14 +76,33 @@ struct ctbpf_event {
 	__u8 reason;   /* enum ctbpf_reason */
 	__u8 src[16];
 	__u8 dst[16];
+	/* The entry's state, read from the kernel's nf_conn by every backend for insert,
+	 * insert_failed, early_drop and destroy; all 0 with state_valid 0 for drop (no entry)
+	 * and where the kernel's fields could not be read. */
+	__u16 ct_status; /* low 16 bits of ct->status, raw kernel bits (enum ip_conntrack_status):
+			  * 0 EXPECTED, 1 SEEN_REPLY, 2 ASSURED, 3 CONFIRMED, 4 SRC_NAT, 5 DST_NAT,
+			  * 6 SEQ_ADJUST, 7 SRC_NAT_DONE, 8 DST_NAT_DONE, 9 DYING (set by
+			  * nf_ct_delete: on early_drop and on most destroys), ... 11 TEMPLATE.
+			  * insert: CONFIRMED always set (the tracepoint backend reads the status just
+			  * before confirm, the function backends just after) */
+	__u8 tcp_state;  /* IPPROTO_TCP only, else 0: ct->proto.tcp.state (enum tcp_conntrack):
+			  * 0 NONE, 1 SYN_SENT, 2 SYN_RECV, 3 ESTABLISHED, 4 FIN_WAIT, 5 CLOSE_WAIT,
+			  * 6 LAST_ACK, 7 TIME_WAIT, 8 CLOSE, 9 SYN_SENT2 */
+	__u8 state_valid; /* 1: ct_status (and tcp_state for TCP) were read; 0: not known */
+	__u32 _reserved;  /* 0 */
 };
 
 #ifdef __cplusplus
-static_assert(sizeof(struct ctbpf_event) == 64, "ctbpf_event is a 64-byte wire format");
-static_assert(__builtin_offsetof(struct ctbpf_event, src) == 32, "ctbpf_event layout changed");
+#define CTBPF_ASSERT static_assert
 #else
-_Static_assert(sizeof(struct ctbpf_event) == 64, "ctbpf_event is a 64-byte wire format");
-_Static_assert(__builtin_offsetof(struct ctbpf_event, src) == 32, "ctbpf_event layout changed");
+#define CTBPF_ASSERT _Static_assert
 #endif
+CTBPF_ASSERT(sizeof(struct ctbpf_event) == 72, "ctbpf_event is a 72-byte wire format");
+CTBPF_ASSERT(__builtin_offsetof(struct ctbpf_event, src) == 32, "ctbpf_event layout changed");
+CTBPF_ASSERT(__builtin_offsetof(struct ctbpf_event, ct_status) == 64, "ctbpf_event layout changed");
+CTBPF_ASSERT(__builtin_offsetof(struct ctbpf_event, tcp_state) == 66, "ctbpf_event layout changed");
+CTBPF_ASSERT(__builtin_offsetof(struct ctbpf_event, state_valid) == 67, "ctbpf_event layout changed");
+CTBPF_ASSERT(__builtin_offsetof(struct ctbpf_event, _reserved) == 68, "ctbpf_event layout changed");
+#undef CTBPF_ASSERT
 
 #endif /* CTBPF_EVENT_H */

@@ -87,7 +87,7 @@ public:
     // Every delivered event, after drop attribution: decoded, and as the raw record with the
     // attributed reason written in (what recordings store). Called on the observer's thread
     // from drain(); it may throw (the exception leaves drain(), not libbpf's C frames).
-    using EventSink = std::function<void(const Event&, std::span<const std::byte, 64>)>;
+    using EventSink = std::function<void(const Event&, EventRecordView)>;
 
     explicit Observer(const ObserverOptions& o, EventSink sink = {});  // throws Error
 

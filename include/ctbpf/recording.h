@@ -1,5 +1,5 @@
 // Recordings: what `ctbpf record` writes and `ctbpf report` reads. A versioned file header,
-// then checksummed, zstd-compressed frames of raw 64-byte events, once-a-second snapshots,
+// then checksummed, zstd-compressed frames of raw 72-byte events, once-a-second snapshots,
 // text markers, and an end frame on clean close. Every flushed frame survives a crash.
 // The byte layout is specified in docs/recording-format.md.
 #pragma once
@@ -23,13 +23,15 @@
 namespace ctbpf {
 
 // The newest recording format this build reads and the one it writes. Version 2 added the
-// baseline frame and the slab object size; version 1 files are still read.
-inline constexpr uint16_t kRecordingVersion = 2;
+// baseline frame and the slab object size; version 3 stores 72-byte events (event layout 2,
+// with the entry's state). Versions 1 and 2 (64-byte events) are still read.
+inline constexpr uint16_t kRecordingVersion = 3;
 
 struct RecordingHeader {
     uint16_t version = kRecordingVersion;  // as found by the reader; the writer writes its own
     uint16_t flags = 0;                    // none defined yet
-    uint16_t event_version = 0;            // CTBPF_EVENT_VERSION of the records; 0: the writer's
+    uint16_t event_version = 0;            // event layout of the records, as found by the reader
+                                           // (1: 64 bytes, no state); the writer writes its own
     int64_t created_wall_ns = 0;           // CLOCK_REALTIME when recording began
     int64_t mono_to_wall_ns = 0;           // wall = event ts_ns (CLOCK_MONOTONIC) + this
     uint64_t ring_bytes = 0, wakeup_bytes = 0;  // the session's ring buffer settings
@@ -90,7 +92,7 @@ public:
     // The add_* calls return false once max_bytes is reached: that item and everything
     // after it is not recorded (limit_reached() then says "recording reached --max-size").
     // An accepted item is always written, by a later flush at the latest.
-    bool add_event(std::span<const std::byte, 64> record);
+    bool add_event(EventRecordView record);
     bool add_snapshot(const Snapshot& s);                      // flushes waiting events first
     bool add_marker(std::string_view text, uint64_t ts_ns = 0);  // 0: CLOCK_MONOTONIC now
     // What one namespace's table held when recording began, per source (several frames if
@@ -121,7 +123,8 @@ struct Frame {
     uint32_t seq = 0;     // 0, 1, 2, ... in file order
     uint32_t count = 0;   // records in the frame
     uint64_t first_ts_ns = 0, last_ts_ns = 0;  // events: smallest and largest ts
-    std::vector<std::byte> raw;  // the uncompressed payload; events: count 64-byte records
+    std::vector<std::byte> raw;  // the uncompressed payload; events: count records of record_size
+    size_t record_size = kEventRecordSize;  // Events: kEventRecordSizeV1 in files of event layout 1
     std::vector<Event> events;   // Events: decoded, in file order
     size_t undecodable = 0;      // Events: records decode_event rejected (newer kinds)
     Snapshot snapshot;           // Snapshot
@@ -129,8 +132,9 @@ struct Frame {
     EndSummary end;              // End
     Baseline baseline;           // Baseline: netns, by_source, total (seconds: not recorded)
 
-    std::span<const std::byte, 64> record(size_t i) const {
-        return std::span<const std::byte, 64>(raw.data() + 64 * i, 64);
+    // Record i as stored: record_size bytes (decode_event_v1 reads the older size).
+    std::span<const std::byte> record(size_t i) const {
+        return std::span<const std::byte>(raw.data() + record_size * i, record_size);
     }
 };
 
@@ -164,7 +168,7 @@ class PreBuffer {
 public:
     PreBuffer(uint64_t window_ns, size_t max_bytes);
 
-    void add_event(std::span<const std::byte, 64> record);
+    void add_event(EventRecordView record);
     void add_snapshot(const Snapshot& s);
     void expire(uint64_t now_ns);  // drops what is older than now - window (quiet periods)
     // Hands everything to the writer, oldest first, and empties the buffer. Returns the
@@ -183,7 +187,7 @@ private:
     size_t max_bytes_;
     uint64_t newest_ = 0;
     size_t bytes_ = 0;
-    std::deque<std::array<std::byte, 64>> events_;
+    std::deque<EventRecord> events_;
     std::deque<Snapshot> snaps_;
 };
 

@@ -21,6 +21,11 @@ static Event event(uint32_t i, bool v6) {
     e.dport = 443;
     e.src = *Address::parse(v6 ? "2001:db8::1" : "10.0.0.1");
     e.dst = *Address::parse(v6 ? "2001:db8::2" : "10.0.0.2");
+    if (e.kind != EventKind::Drop) {  // the entry's state (event layout 2, format version 3)
+        e.has_state = true;
+        e.ct_status = uint16_t(0x0008 | (i % 3) << 1);
+        e.tcp_state = uint8_t(i % 10);
+    }
     return e;
 }
 
@@ -39,8 +44,8 @@ static RecordingHeader header() {
 
 static void write(const std::string& path, uint32_t events, bool v6, bool close,
                   size_t per_frame = 4096, bool baseline = false) {
-    // The version 1 files in the corpus were written by the version 1 writer: keep them, so
-    // that the replay goes on covering the old format.
+    // The files of versions 1 and 2 in the corpus were written by their versions' writers
+    // (64-byte events): keep them, so that the replay goes on covering the old formats.
     if (std::filesystem::exists(path)) return;
     WriterOptions o;
     o.max_frame_events = per_frame;
@@ -74,6 +79,7 @@ int main(int argc, char** argv) {
     write(d + "/crashed_no_end.ctrec", 6, false, false);
     if (!std::filesystem::exists(d + "/header_only.ctrec")) RecordingWriter w(d + "/header_only.ctrec", header());
     write(d + "/clean_v2_baseline.ctrec", 8, false, true, 4096, true);
+    write(d + "/clean_v3_state.ctrec", 12, true, true, 5, true);
 
     std::string s = load(d + "/clean_v4.ctrec");
     if (!std::filesystem::exists(d + "/truncated.ctrec"))
@@ -87,4 +93,8 @@ int main(int argc, char** argv) {
     s = load(d + "/clean_v2_baseline.ctrec");
     if (!std::filesystem::exists(d + "/truncated_v2_baseline.ctrec"))
         std::ofstream(d + "/truncated_v2_baseline.ctrec", std::ios::binary) << s.substr(0, 200);
+    // Version 3: 72-byte events with the entry state, the last frame cut.
+    s = load(d + "/clean_v3_state.ctrec");
+    if (!std::filesystem::exists(d + "/truncated_v3_state.ctrec"))
+        std::ofstream(d + "/truncated_v3_state.ctrec", std::ios::binary) << s.substr(0, s.size() - 30);
 }

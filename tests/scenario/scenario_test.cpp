@@ -5,7 +5,9 @@
 
 #include <chrono>
 #include <cstdio>
+#include <iterator>
 #include <map>
+#include <sstream>
 #include <set>
 #include <thread>
 
@@ -219,6 +221,93 @@ TEST_F(Scenario, CtnetlinkInsertsAreSeenByTheFentryAndKprobeBackends) {
         EXPECT_EQ(e["src"].get<std::string>().rfind("10.9.9.", 0), 0u) << e.dump();
         EXPECT_EQ(e["dport"], 2000) << e.dump();
     }
+    EXPECT_EQ(ct.summary()["lost"], 0);
+}
+
+namespace {
+
+// What `conntrack -L` says of an entry: its TCP state, or for other protocols what its flags
+// make it, in the names ctbpf gives (unreplied, replied, assured).
+struct Listed {
+    std::string proto, state;
+};
+
+// Entries by "proto src:sport" of their original direction.
+std::map<std::string, Listed> conntrack_states(const Netns& ns) {
+    std::map<std::string, Listed> out;
+    std::istringstream in(ns.exec("conntrack -L 2>/dev/null || true"));
+    for (std::string line; std::getline(in, line);) {
+        std::istringstream words(line);
+        std::vector<std::string> w{std::istream_iterator<std::string>(words), {}};
+        if (w.size() < 4) continue;
+        Listed l{w[0], ""};
+        std::string src, sport;
+        bool unreplied = false, assured = false;
+        for (const auto& x : w) {
+            if (src.empty() && x.rfind("src=", 0) == 0) src = x.substr(4);
+            if (sport.empty() && x.rfind("sport=", 0) == 0) sport = x.substr(6);
+            unreplied |= x == "[UNREPLIED]";
+            assured |= x == "[ASSURED]";
+        }
+        l.state = l.proto == "tcp" ? w[3] : assured ? "assured" : unreplied ? "unreplied" : "replied";
+        out[l.proto + " " + src + ":" + sport] = l;
+    }
+    return out;
+}
+
+}  // namespace
+
+// Issue 13: an entry's events say its state: at insert, and the state it ended in, as
+// `conntrack -L` showed it just before a flush. TCP connections closed by both sides sit in
+// TIME_WAIT; UDP flows answered once are replied, unanswered ones unreplied.
+TEST_F(Scenario, EventsCarryTheEntryStateThatConntrackListShows) {
+    Netns ns("state");
+    Ctbpf ct({"--netns", ns.name()});
+    ASSERT_EQ(loadgen(ns, "--proto tcp --answer --port 7100 --src 127.0.1.1 --flows 3")["sent"], 3);
+    ASSERT_EQ(loadgen(ns, "--answer --port 7200 --src 127.0.1.2 --flows 4")["sent"], 4);
+    ASSERT_EQ(loadgen(ns, "--port 7300 --src 127.0.1.3 --flows 5")["sent"], 5);  // nobody answers
+    // The last ACK of a connection may still be on its way when loadgen returns.
+    std::map<std::string, Listed> listed;
+    auto settled = [&] {
+        listed = conntrack_states(ns);
+        long long time_wait = 0;
+        for (const auto& [key, l] : listed) time_wait += l.state == "TIME_WAIT";
+        return listed.size() == 12 && time_wait == 3;
+    };
+    const bool ok = wait_until(settled, std::chrono::seconds(10));
+    std::string table;
+    for (const auto& [key, l] : listed) table += key + " " + l.state + "\n";
+    ASSERT_TRUE(ok) << table;
+    ns.exec("conntrack -F 2>/dev/null");
+    ct.stop();
+
+    std::map<std::string, long long> destroyed;  // by state
+    long long inserts = 0;
+    for (const auto& e : ct.events()) {
+        const std::string key = fmt::format("{} {}:{}", e["proto"].get<std::string>(), e["src"].get<std::string>(),
+                                            e["sport"].get<int>());
+        ASSERT_TRUE(e.contains("state")) << e.dump();
+        // The raw status says CONFIRMED (bit 3) on every event of an entry in the table.
+        const unsigned long status = std::stoul(e["status"].get<std::string>(), nullptr, 16);
+        EXPECT_TRUE(status & 0x8) << e.dump();
+        if (e["type"] == "insert") {
+            ++inserts;
+            EXPECT_EQ(e["state"], e["proto"] == "tcp" ? "SYN_SENT" : "unreplied") << e.dump();
+            EXPECT_FALSE(status & 0x2) << e.dump();  // no reply seen yet
+        } else if (e["type"] == "destroy") {
+            ASSERT_TRUE(listed.count(key)) << e.dump() << "\n" << table;
+            EXPECT_EQ(e["state"], listed[key].state) << e.dump() << "\n" << table;
+            EXPECT_EQ(e["reason"], "deleted") << e.dump();
+            ++destroyed[e["state"].get<std::string>()];
+        } else {
+            ADD_FAILURE() << "unexpected event " << e.dump();
+        }
+    }
+    EXPECT_EQ(inserts, 12);
+    EXPECT_EQ(destroyed["TIME_WAIT"], 3);
+    EXPECT_EQ(destroyed["replied"], 4);
+    EXPECT_EQ(destroyed["unreplied"], 5);
+    EXPECT_EQ(ct.summary()["kernel"]["destroy"], 12);
     EXPECT_EQ(ct.summary()["lost"], 0);
 }
 

@@ -123,6 +123,57 @@ TEST(CounterOf, EachEventBumpsItsCounter) {
     EXPECT_EQ(ctbpf_counter_of(CTBPF_EV_DESTROY, CTBPF_R_DELETED), CTBPF_C_DESTROY);
 }
 
+struct State {
+    int status, tcp_state, valid;
+    bool operator==(const State&) const = default;
+};
+std::ostream& operator<<(std::ostream& os, const State& s) {
+    return os << "{status 0x" << std::hex << s.status << std::dec << ", tcp " << s.tcp_state << ", valid "
+              << s.valid << "}";
+}
+State state(__u8 kind, __u8 proto, unsigned long status, bool status_read = true, __u8 tcp = 0,
+            bool tcp_read = true) {
+    const ctbpf_state s = ctbpf_state_of(kind, proto, status, status_read, tcp, tcp_read);
+    return {s.status, s.tcp_state, s.valid};
+}
+constexpr __u8 kTcp = 6, kUdp = 17, kIcmp = 1;
+constexpr unsigned long kSeenReply = CTBPF_IPS_SEEN_REPLY;
+constexpr unsigned long kDying = 1UL << 9;
+const State kNoState{0, 0, 0};
+
+TEST(EntryState, DestroysAndEarlyDropsCarryTheRawLowStatusBits) {
+    EXPECT_EQ(state(CTBPF_EV_DESTROY, kUdp, kConfirmed | kDying), (State{0x208, 0, 1}));
+    EXPECT_EQ(state(CTBPF_EV_DESTROY, kUdp, kConfirmed | kSeenReply | kAssured), (State{0xe, 0, 1}));
+    EXPECT_EQ(state(CTBPF_EV_EARLY_DROP, kIcmp, kConfirmed | kSeenReply), (State{0xa, 0, 1}));
+    EXPECT_EQ(state(CTBPF_EV_INSERT_FAILED, kUdp, 0), (State{0, 0, 1}));  // never confirmed: as read
+    // Bits above 15 are kernel-internal (and unsigned long): not reported.
+    EXPECT_EQ(state(CTBPF_EV_DESTROY, kUdp, kConfirmed | 1UL << 16 | 1UL << 40), (State{0x8, 0, 1}));
+}
+
+TEST(EntryState, TcpStateOnlyForTcp) {
+    EXPECT_EQ(state(CTBPF_EV_DESTROY, kTcp, kConfirmed | kAssured, true, 7), (State{0xc, 7, 1}));
+    EXPECT_EQ(state(CTBPF_EV_DESTROY, kTcp, kConfirmed, true, 0), (State{0x8, 0, 1}));  // NONE is a state
+    // Another protocol's union member is not a TCP state, whatever the byte holds.
+    EXPECT_EQ(state(CTBPF_EV_DESTROY, kUdp, kConfirmed, true, 7), (State{0x8, 0, 1}));
+}
+
+TEST(EntryState, InsertsAreReportedConfirmedWhicheverSideOfConfirmTheyAreSeen) {
+    // Tracepoint backend: just before confirm; fentry/kprobe: just after.
+    EXPECT_EQ(state(CTBPF_EV_INSERT, kTcp, 0, true, 1), (State{0x8, 1, 1}));
+    EXPECT_EQ(state(CTBPF_EV_INSERT, kTcp, kConfirmed, true, 1), (State{0x8, 1, 1}));
+    EXPECT_EQ(state(CTBPF_EV_INSERT, kUdp, CTBPF_IPS_TEMPLATE >> 1), (State{0x408, 0, 1}));
+}
+
+TEST(EntryState, NothingForDropsOrWhatCouldNotBeRead) {
+    EXPECT_EQ(state(CTBPF_EV_DROP, kUdp, kConfirmed), kNoState);
+    EXPECT_EQ(state(0, kUdp, kConfirmed), kNoState);
+    EXPECT_EQ(state(CTBPF_EV_DESTROY, kUdp, kConfirmed, false), kNoState);
+    // A TCP entry whose state this kernel's BTF lacks: no half state.
+    EXPECT_EQ(state(CTBPF_EV_DESTROY, kTcp, kConfirmed, true, 3, false), kNoState);
+    // The TCP state's absence does not matter for other protocols.
+    EXPECT_EQ(state(CTBPF_EV_DESTROY, kUdp, kConfirmed, true, 0, false), (State{0x8, 0, 1}));
+}
+
 TEST(WakeReader, UrgentAlwaysWakes) {
     EXPECT_TRUE(ctbpf_wake_reader(true, 0, 1 << 18));
     EXPECT_TRUE(ctbpf_wake_reader(true, 10 << 20, 1 << 18));

@@ -25,7 +25,9 @@ namespace {
 using ctbpf::Address;
 using ctbpf::AddressHash;
 using ctbpf::decode_event;
+using ctbpf::decode_event_v1;
 using ctbpf::encode_event;
+using ctbpf::EventRecord;
 using ctbpf::Event;
 using ctbpf::EventKind;
 using ctbpf::Reason;
@@ -38,9 +40,13 @@ constexpr size_t kOffFamily = offsetof(ctbpf_event, family);
 constexpr size_t kOffReason = offsetof(ctbpf_event, reason);
 constexpr size_t kOffSrc = offsetof(ctbpf_event, src);
 constexpr size_t kOffDst = offsetof(ctbpf_event, dst);
+constexpr size_t kOffStatus = offsetof(ctbpf_event, ct_status);
+constexpr size_t kOffTcpState = offsetof(ctbpf_event, tcp_state);
+constexpr size_t kOffStateValid = offsetof(ctbpf_event, state_valid);
 
 // The layout the decoder and recordings rely on.
-static_assert(sizeof(ctbpf_event) == 64);
+static_assert(sizeof(ctbpf_event) == 72);
+static_assert(sizeof(ctbpf_event) == ctbpf::kEventRecordSize);
 static_assert(offsetof(ctbpf_event, ts_ns) == 0);
 static_assert(offsetof(ctbpf_event, ct_id) == 8);
 static_assert(offsetof(ctbpf_event, netns) == 16);
@@ -54,6 +60,10 @@ static_assert(offsetof(ctbpf_event, proto) == 30);
 static_assert(kOffReason == 31);
 static_assert(kOffSrc == 32);
 static_assert(kOffDst == 48);
+static_assert(kOffStatus == 64);  // layout version 1 ended here
+static_assert(kOffTcpState == 66);
+static_assert(kOffStateValid == 67);
+static_assert(offsetof(ctbpf_event, _reserved) == 68);
 
 Address addr(std::string_view text) {
     auto a = Address::parse(text);
@@ -82,6 +92,9 @@ Event ipv4_event() {
     e.dport = 443;
     e.src = addr("192.168.1.20");
     e.dst = addr("10.0.0.1");
+    e.has_state = true;
+    e.ct_status = 0x020e;  // SEEN_REPLY | ASSURED | CONFIRMED | DYING
+    e.tcp_state = 7;       // TIME_WAIT
     return e;
 }
 
@@ -119,21 +132,24 @@ void expect_same_event(const Event& want, const Event& got) {
     EXPECT_EQ(want.dst.bytes, got.dst.bytes);
     EXPECT_TRUE(want.src == got.src);
     EXPECT_TRUE(want.dst == got.dst);
+    EXPECT_EQ(want.has_state, got.has_state);
+    EXPECT_EQ(want.ct_status, got.ct_status);
+    EXPECT_EQ(want.tcp_state, got.tcp_state);
 }
 
-ctbpf_event to_raw(const std::array<std::byte, 64>& rec) {
+ctbpf_event to_raw(const EventRecord& rec) {
     ctbpf_event raw;
     std::memcpy(&raw, rec.data(), sizeof raw);
     return raw;
 }
 
-std::array<std::byte, 64> from_raw(const ctbpf_event& raw) {
-    std::array<std::byte, 64> rec;
+EventRecord from_raw(const ctbpf_event& raw) {
+    EventRecord rec;
     std::memcpy(rec.data(), &raw, sizeof raw);
     return rec;
 }
 
-uint16_t u16_at(const std::array<std::byte, 64>& rec, size_t off) {
+uint16_t u16_at(const EventRecord& rec, size_t off) {
     uint16_t v;
     std::memcpy(&v, rec.data() + off, sizeof v);
     return v;
@@ -178,6 +194,10 @@ TEST(Decode, EncodeWritesWireLayoutInNetworkByteOrder) {
     EXPECT_EQ(raw.family, AF_INET);
     EXPECT_EQ(raw.proto, IPPROTO_TCP);
     EXPECT_EQ(raw.reason, CTBPF_R_NONE);
+    EXPECT_EQ(raw.ct_status, 0x020e);
+    EXPECT_EQ(raw.tcp_state, 7);
+    EXPECT_EQ(raw.state_valid, 1);
+    EXPECT_EQ(raw._reserved, 0u);
     // Ports: big-endian on the wire, whatever the host is.
     EXPECT_EQ(raw.sport, htons(54321));
     EXPECT_EQ(raw.dport, htons(443));
@@ -236,18 +256,116 @@ TEST(Decode, RejectsWrongRecordSizes) {
 
     std::vector<std::byte> longer(rec.begin(), rec.end());
     longer.push_back(std::byte{0});
-    ASSERT_EQ(longer.size(), 65u);
+    ASSERT_EQ(longer.size(), 73u);
     EXPECT_FALSE(decode_event(longer).has_value());
 
+    EXPECT_FALSE(decode_event(std::span<const std::byte>(rec.data(), 71)).has_value());
+    // The older 64-byte layout is only read where asked for (recordings of event version 1).
+    EXPECT_FALSE(decode_event(std::span<const std::byte>(rec.data(), 64)).has_value());
     EXPECT_FALSE(decode_event(std::span<const std::byte>(rec.data(), 63)).has_value());
     EXPECT_FALSE(decode_event(std::span<const std::byte>(rec.data(), 1)).has_value());
     EXPECT_FALSE(decode_event(std::span<const std::byte>(rec.data(), 0)).has_value());
     EXPECT_FALSE(decode_event(std::span<const std::byte>()).has_value());
 
-    std::vector<std::byte> twice(128, std::byte{0});
-    std::memcpy(twice.data(), rec.data(), 64);
-    std::memcpy(twice.data() + 64, rec.data(), 64);
+    std::vector<std::byte> twice(144, std::byte{0});
+    std::memcpy(twice.data(), rec.data(), 72);
+    std::memcpy(twice.data() + 72, rec.data(), 72);
     EXPECT_FALSE(decode_event(twice).has_value());
+
+    EXPECT_FALSE(decode_event_v1(rec).has_value());
+    EXPECT_FALSE(decode_event_v1(std::span<const std::byte>(rec.data(), 63)).has_value());
+    EXPECT_FALSE(decode_event_v1(std::span<const std::byte>(rec.data(), 65)).has_value());
+}
+
+// ---------------------------------------------------------------- entry state
+
+TEST(Decode, StateRoundTripsForEveryKindThatCarriesIt) {
+    for (EventKind k : {EventKind::Insert, EventKind::EarlyDrop, EventKind::InsertFailed, EventKind::Destroy}) {
+        Event e = ipv6_event();
+        e.kind = k;
+        e.has_state = true;
+        e.ct_status = 0x0008;  // CONFIRMED only: unreplied
+        auto d = decode_event(encode_event(e));
+        ASSERT_TRUE(d.has_value());
+        expect_same_event(e, *d);
+        EXPECT_EQ(ctbpf::state_name(*d), "unreplied");
+    }
+    Event tcp = ipv4_event();
+    auto d = decode_event(encode_event(tcp));
+    ASSERT_TRUE(d.has_value());
+    expect_same_event(tcp, *d);
+    EXPECT_EQ(ctbpf::state_name(*d), "TIME_WAIT");
+}
+
+TEST(Decode, NoStateWhenTheKernelSaidNotValid) {
+    Event e = ipv4_event();
+    e.kind = EventKind::Drop;
+    e.has_state = false;
+    auto rec = encode_event(e);
+    EXPECT_EQ(std::to_integer<int>(rec[kOffStateValid]), 0);
+    EXPECT_EQ(u16_at(rec, kOffStatus), 0);
+    auto d = decode_event(rec);
+    ASSERT_TRUE(d.has_value());
+    EXPECT_FALSE(d->has_state);
+    EXPECT_EQ(ctbpf::state_name(*d), "");
+    // Fields without the valid flag are not believed.
+    rec[kOffStatus] = std::byte{0x0e};
+    rec[kOffTcpState] = std::byte{3};
+    d = decode_event(rec);
+    ASSERT_TRUE(d.has_value());
+    EXPECT_FALSE(d->has_state);
+    EXPECT_EQ(d->ct_status, 0);
+    EXPECT_EQ(d->tcp_state, 0);
+    rec[kOffStateValid] = std::byte{1};
+    d = decode_event(rec);
+    ASSERT_TRUE(d.has_value());
+    EXPECT_TRUE(d->has_state);
+    EXPECT_EQ(d->ct_status, 0x0e);
+    EXPECT_EQ(ctbpf::state_name(*d), "ESTABLISHED");
+}
+
+// A record of layout version 1 (64 bytes, as recordings made before the state hold):
+// everything but the state, which it never had.
+TEST(Decode, Version1RecordsDecodeWithoutState) {
+    Event e = ipv4_event();
+    const auto rec = encode_event(e);
+    auto d = decode_event_v1(std::span<const std::byte>(rec.data(), ctbpf::kEventRecordSizeV1));
+    ASSERT_TRUE(d.has_value());
+    EXPECT_FALSE(d->has_state);
+    EXPECT_EQ(d->ct_status, 0);
+    EXPECT_EQ(d->tcp_state, 0);
+    e.has_state = false;
+    e.ct_status = 0;
+    e.tcp_state = 0;
+    expect_same_event(e, *d);
+
+    auto bad = rec;
+    bad[kOffKind] = std::byte{9};
+    EXPECT_FALSE(decode_event_v1(std::span<const std::byte>(bad.data(), 64)).has_value());
+}
+
+TEST(Names, StateName) {
+    Event e = ipv4_event();
+    const std::pair<uint8_t, std::string_view> tcp[] = {
+        {0, "NONE"},       {1, "SYN_SENT"}, {2, "SYN_RECV"}, {3, "ESTABLISHED"}, {4, "FIN_WAIT"},
+        {5, "CLOSE_WAIT"}, {6, "LAST_ACK"}, {7, "TIME_WAIT"}, {8, "CLOSE"},      {9, "SYN_SENT2"}};
+    for (auto [v, name] : tcp) {
+        e.tcp_state = v;
+        EXPECT_EQ(ctbpf::state_name(e), name);
+    }
+    e.tcp_state = 42;
+    EXPECT_EQ(ctbpf::state_name(e), "tcp_state_42");
+
+    e.proto = IPPROTO_UDP;
+    e.tcp_state = 0;
+    e.ct_status = 0x0008;  // CONFIRMED
+    EXPECT_EQ(ctbpf::state_name(e), "unreplied");
+    e.ct_status = 0x020a;  // + SEEN_REPLY, DYING
+    EXPECT_EQ(ctbpf::state_name(e), "replied");
+    e.ct_status = 0x000e;  // + ASSURED
+    EXPECT_EQ(ctbpf::state_name(e), "assured");
+    e.has_state = false;
+    EXPECT_EQ(ctbpf::state_name(e), "");
 }
 
 TEST(Decode, RejectsUnknownKinds) {

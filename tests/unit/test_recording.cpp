@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
+#include <zstd.h>
 
 #include <array>
 #include <chrono>
@@ -25,6 +26,7 @@
 
 #include "ctbpf/decode.h"
 #include "ctbpf/error.h"
+#include "ctbpf/event.h"
 #include "ctbpf/incident.h"
 #include "ctbpf/recording.h"
 
@@ -59,6 +61,11 @@ Event make_event(uint32_t i) {
     } else {
         e.src = *Address::parse("2001:db8::" + std::to_string(i % 9999 + 1));
         e.dst = *Address::parse("fd00:1:2:3:4:5:6:" + std::to_string(i % 9999 + 1));
+    }
+    if (e.kind != EventKind::Drop) {  // drops have no entry, so no state
+        e.has_state = true;
+        e.ct_status = uint16_t(0x0008 | (i % 4) << 1 | (i % 3 == 0 ? 0x0200 : 0));
+        e.tcp_state = e.proto == 6 ? uint8_t(i % 10) : 0;
     }
     return e;
 }
@@ -180,6 +187,7 @@ TEST_F(Recording, RoundTripsHeaderEventsSnapshotsMarkersAndEnd) {
     ReadBack rb = read_all(file("r.ctrec"));
     EXPECT_TRUE(rb.warnings.empty()) << rb.warnings.front();
     EXPECT_EQ(rb.header.version, kRecordingVersion);
+    EXPECT_EQ(rb.header.event_version, CTBPF_EVENT_VERSION);
     EXPECT_EQ(rb.header.created_wall_ns, h.created_wall_ns);
     EXPECT_EQ(rb.header.mono_to_wall_ns, h.mono_to_wall_ns);
     EXPECT_EQ(rb.header.hostname, h.hostname);
@@ -206,6 +214,8 @@ TEST_F(Recording, RoundTripsHeaderEventsSnapshotsMarkersAndEnd) {
     for (size_t i = 0; i < sent.size(); ++i) {
         EXPECT_EQ(encode_event(got[i]), encode_event(sent[i])) << i;
         EXPECT_EQ(got[i].kind, sent[i].kind);
+        EXPECT_EQ(got[i].has_state, sent[i].has_state);
+        EXPECT_EQ(state_name(got[i]), state_name(sent[i]));
         EXPECT_EQ(got[i].reason, sent[i].reason);
         EXPECT_EQ(got[i].ts_ns, sent[i].ts_ns);
         EXPECT_EQ(got[i].ct_id, sent[i].ct_id);
@@ -380,7 +390,7 @@ TEST_F(Recording, RejectsForeignEmptyAndNewerFiles) {
     store(file("newer"), data);
     EXPECT_EQ(error_of(file("newer")),
               "reading recording " + file("newer") +
-                  ": recording format version 99 is newer than this ctbpf supports (2)");
+                  ": recording format version 99 is newer than this ctbpf supports (3)");
 
     data = load(file("v.ctrec"));
     data[60] ^= 1;  // inside the metadata block
@@ -598,14 +608,14 @@ TEST(PreBuffer, KeepsOnlyTheLastSeconds) {
 }
 
 TEST(PreBuffer, HonoursByteCapAndExpiry) {
-    PreBuffer pb(60 * kSec, 64 * 10);
+    PreBuffer pb(60 * kSec, kEventRecordSize * 10);
     for (uint32_t i = 0; i < 100; ++i) {
         Event e = make_event(i);
         e.ts_ns = kSec + i;
         pb.add_event(encode_event(e));
     }
     EXPECT_EQ(pb.events(), 10u);
-    EXPECT_LE(pb.bytes(), 640u);
+    EXPECT_LE(pb.bytes(), kEventRecordSize * 10);
     pb.expire(30 * kSec);
     EXPECT_EQ(pb.events(), 10u);
     pb.expire(62 * kSec);  // a quiet minute
@@ -632,7 +642,7 @@ TEST_F(Recording, BaselineFramesAndObjectSizeRoundTrip) {
     }
     ReadBack rb = read_all(file("b.ctrec"));
     EXPECT_TRUE(rb.warnings.empty());
-    EXPECT_EQ(rb.header.version, 2);
+    EXPECT_EQ(rb.header.version, kRecordingVersion);
     EXPECT_EQ(rb.header.object_size, 256u);
     ASSERT_EQ(rb.frames.size(), 3u);
     const Frame& f = rb.frames[0];
@@ -650,29 +660,166 @@ TEST_F(Recording, BaselineFramesAndObjectSizeRoundTrip) {
     EXPECT_EQ(rb.frames[1].type, FrameType::Events);
 }
 
-// A version 1 file (no object size in its metadata, no baseline frames) still reads.
-TEST_F(Recording, Version1FilesStillRead) {
-    std::string data = load(write_sample("v2.ctrec"));
-    const uint32_t meta_len = uint8_t(data[12]) | uint8_t(data[13]) << 8 | uint8_t(data[14]) << 16 |
-                              uint32_t(uint8_t(data[15])) << 24;
-    // Version 1's metadata ended before the object size: take it out, fix length and CRC.
-    const size_t end = 56 + meta_len;
-    std::string v1 = data.substr(0, end - 4) + data.substr(end);  // the CRC moves up 4 bytes
-    v1[8] = 1;
-    v1[9] = 0;
-    const uint32_t len = meta_len - 4;
-    for (int i = 0; i < 4; ++i) v1[12 + i] = char(len >> (8 * i));
-    const uint32_t c = uint32_t(crc32(0, reinterpret_cast<const Bytef*>(v1.data()), uInt(end - 4)));
-    for (int i = 0; i < 4; ++i) v1[end - 4 + i] = char(c >> (8 * i));
-    store(file("v1.ctrec"), v1);
+namespace {
 
-    ReadBack rb = read_all(file("v1.ctrec"));
-    EXPECT_TRUE(rb.warnings.empty()) << rb.warnings.front();
-    EXPECT_EQ(rb.header.version, 1);
-    EXPECT_EQ(rb.header.object_size, 0u);
-    EXPECT_EQ(rb.header.netns.size(), 2u);
-    EXPECT_TRUE(rb.clean);
-    EXPECT_EQ(rb.events, 15u);
+// Recordings of the formats before this one, written byte by byte from
+// docs/recording-format.md rather than by the writer, which only knows today's.
+void le(std::string& out, uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; ++i) out.push_back(char(v >> (8 * i)));
+}
+
+uint32_t crc_of(std::string_view s) {
+    return uint32_t(crc32(0, reinterpret_cast<const Bytef*>(s.data()), uInt(s.size())));
+}
+
+// One record of event layout 1: the 64 bytes of struct ctbpf_event before the state fields.
+std::string layout1_record(const Event& e) {
+    std::string r;
+    le(r, e.ts_ns, 8);
+    le(r, e.ct_id, 8);
+    le(r, e.netns, 4);
+    le(r, e.zone, 2);
+    le(r, e.cpu, 2);
+    for (uint16_t port : {e.sport, e.dport}) r += {char(port >> 8), char(port)};  // network order
+    r += {char(e.kind), char(e.src.family), char(e.proto), char(e.reason)};
+    r.append(reinterpret_cast<const char*>(e.src.bytes.data()), 16);
+    r.append(reinterpret_cast<const char*>(e.dst.bytes.data()), 16);
+    return r;
+}
+
+std::string hand_frame(uint8_t type, uint32_t seq, const std::string& payload, uint32_t count, uint64_t first,
+                       uint64_t last) {
+    std::string z(ZSTD_compressBound(payload.size()), '\0');
+    const size_t clen = ZSTD_compress(z.data(), z.size(), payload.data(), payload.size(), 3);
+    EXPECT_FALSE(ZSTD_isError(clen));
+    z.resize(clen);
+    std::string h;
+    le(h, 0x52465443, 4);  // "CTFR"
+    le(h, type, 4);        // type, 3 reserved bytes
+    le(h, seq, 4);
+    le(h, clen, 4);
+    le(h, payload.size(), 4);
+    le(h, count, 4);
+    le(h, first, 8);
+    le(h, last, 8);
+    le(h, crc_of(z), 4);
+    le(h, crc_of(h), 4);
+    return h + z;
+}
+
+// A clean recording of format `version` (1 or 2) with event layout 1, as ctbpf wrote them
+// before the entry state: 64-byte events, one events frame, an end frame.
+std::string hand_old_recording(uint16_t version, const std::vector<Event>& events, uint16_t event_version = 1,
+                               uint16_t event_size = 64) {
+    std::string meta;
+    auto str = [&meta](std::string_view t) {
+        le(meta, t.size(), 2);
+        meta += t;
+    };
+    str("oldhost");
+    str("6.1.0-test");
+    str("kprobe");
+    le(meta, 1, 2);
+    le(meta, 4026531840u, 4);
+    str("self");
+    if (version >= 2) le(meta, 320, 4);  // object_size
+    std::string f = "CTBPFREC";
+    le(f, version, 2);
+    le(f, 0, 2);  // flags
+    le(f, meta.size(), 4);
+    le(f, 1'700'000'000'000'000'000ull, 8);  // created_wall_ns
+    le(f, 1'600'000'000'000'000'000ull, 8);  // mono_to_wall_ns
+    le(f, 8u << 20, 8);
+    le(f, 256u << 10, 8);
+    le(f, event_version, 2);
+    le(f, event_size, 2);
+    le(f, 0, 4);
+    f += meta;
+    le(f, crc_of(f), 4);
+    std::string payload;
+    for (const Event& e : events) payload += layout1_record(e);
+    f += hand_frame(1, 0, payload, uint32_t(events.size()), events.front().ts_ns, events.back().ts_ns);
+    std::string end;
+    le(end, 2000 * kSec, 8);
+    for (int i = 0; i < 7; ++i) le(end, uint64_t(i + 1), 8);  // kernel totals
+    le(end, events.size(), 8);
+    le(end, 1, 8);  // frames before the end frame
+    le(end, 0, 8);
+    f += hand_frame(4, 1, end, 1, 2000 * kSec, 2000 * kSec);
+    return f;
+}
+
+}  // namespace
+
+// Files of formats 1 and 2 (64-byte events of layout 1; format 1 also without the object
+// size) still read: every event as written, without a state, which they never had.
+TEST_F(Recording, OlderFormatsWith64ByteEventsStillRead) {
+    std::vector<Event> sent;
+    for (uint32_t i = 0; i < 21; ++i) sent.push_back(make_event(i));
+    for (uint16_t version : {1, 2}) {
+        SCOPED_TRACE("format version " + std::to_string(version));
+        const std::string path = file("old" + std::to_string(version) + ".ctrec");
+        store(path, hand_old_recording(version, sent));
+        ReadBack rb = read_all(path);
+        EXPECT_TRUE(rb.warnings.empty()) << rb.warnings.front();
+        EXPECT_EQ(rb.header.version, version);
+        EXPECT_EQ(rb.header.event_version, 1);
+        EXPECT_EQ(rb.header.object_size, version >= 2 ? 320u : 0u);
+        EXPECT_EQ(rb.header.backend, "kprobe");
+        ASSERT_EQ(rb.header.netns.size(), 1u);
+        EXPECT_TRUE(rb.clean);
+        EXPECT_EQ(rb.end_totals.insert, 1);
+        ASSERT_EQ(rb.frames.size(), 2u);
+        const Frame& f = rb.frames[0];
+        EXPECT_EQ(f.record_size, kEventRecordSizeV1);
+        EXPECT_EQ(f.undecodable, 0u);
+        ASSERT_EQ(f.events.size(), sent.size());
+        for (size_t i = 0; i < sent.size(); ++i) {
+            const Event& got = f.events[i];
+            EXPECT_FALSE(got.has_state) << i;
+            EXPECT_EQ(got.ct_status, 0) << i;
+            // Everything else as sent; a layout-2 encoding of both compares every field.
+            Event want = sent[i];
+            want.has_state = false;
+            EXPECT_EQ(encode_event(got), encode_event(want)) << i;
+            EXPECT_EQ(f.record(i).size(), 64u);
+        }
+    }
+}
+
+// The record size must be the one the event layout has: a 64-byte layout 2 or a 72-byte
+// layout 1 is a foreign or damaged file, refused in one line.
+TEST_F(Recording, EventSizeMustMatchTheEventLayout) {
+    const std::vector<Event> one{make_event(0)};
+    store(file("a.ctrec"), hand_old_recording(2, one, 1, 72));
+    EXPECT_NE(error_of(file("a.ctrec")).find("unsupported event record size 72"), std::string::npos)
+        << error_of(file("a.ctrec"));
+    store(file("b.ctrec"), hand_old_recording(2, one, 2, 64));
+    EXPECT_NE(error_of(file("b.ctrec")).find("unsupported event record size 64"), std::string::npos)
+        << error_of(file("b.ctrec"));
+    store(file("c.ctrec"), hand_old_recording(2, one, 1, 0));
+    EXPECT_NE(error_of(file("c.ctrec")).find("unsupported event record size 0"), std::string::npos);
+    // A new file: format 3, event layout 2, 72-byte records carrying the state.
+    const std::string data = load(write_sample("new.ctrec"));
+    EXPECT_EQ(uint8_t(data[8]), kRecordingVersion);
+    EXPECT_EQ(uint8_t(data[48]), CTBPF_EVENT_VERSION);
+    EXPECT_EQ(uint8_t(data[50]), 72);
+}
+
+// A version 1 file's truncations are still told apart from foreign files.
+TEST_F(Recording, TruncatedOldFormatFilesAreReportedNotMisread) {
+    const std::string full = hand_old_recording(1, {make_event(0), make_event(1), make_event(2)});
+    const size_t header_size = 56 + 4 + (full[12] & 0xff);
+    for (size_t cut : {size_t(5), size_t(40), header_size - 1}) {
+        store(file("cut"), full.substr(0, cut));
+        EXPECT_NE(error_of(file("cut")).find("truncated header"), std::string::npos) << cut;
+    }
+    store(file("cut"), full.substr(0, full.size() - 10));  // inside the end frame
+    ReadBack rb = read_all(file("cut"));
+    EXPECT_FALSE(rb.clean);
+    EXPECT_EQ(rb.events, 3u);
+    ASSERT_FALSE(rb.warnings.empty());
+    EXPECT_NE(rb.warnings.back().find("file ends inside a frame"), std::string::npos) << rb.warnings.back();
 }
 
 // report reads the baseline into its aggregator: a host that held most of the table before

@@ -21,10 +21,10 @@ using namespace ctbpf;
 
 // Raw wire records: inserts from `sources` distinct IPv4 addresses, Zipf-like (skewed) or
 // uniform, each later destroyed, so live state stays bounded like a real table.
-std::vector<std::array<std::byte, 64>> stream(size_t n, uint32_t sources, bool skewed) {
+std::vector<EventRecord> stream(size_t n, uint32_t sources, bool skewed) {
     std::mt19937_64 rng(42);
     std::uniform_int_distribution<uint32_t> uni(0, sources - 1);
-    std::vector<std::array<std::byte, 64>> out;
+    std::vector<EventRecord> out;
     out.reserve(n);
     for (size_t i = 0; i < n; ++i) {
         // Skewed: squaring a uniform fraction concentrates mass on small indices.

@@ -87,7 +87,7 @@ int cmd_events(const EventsArgs& a) {
     oo.baseline = "auto";
     // The recordings' own pairing of the two clocks (events carry CLOCK_MONOTONIC).
     const int64_t mono_to_wall = host_header().mono_to_wall_ns;
-    Observer obs(oo, [&](const Event& e, std::span<const std::byte, 64>) {
+    Observer obs(oo, [&](const Event& e, EventRecordView) {
         const int64_t wall = static_cast<int64_t>(e.ts_ns) + mono_to_wall;
         if (a.json) format_event_json(out, e, reason_name(e.reason), wall);
         else format_event_text(out, e, reason_name(e.reason), wall);

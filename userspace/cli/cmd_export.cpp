@@ -121,7 +121,7 @@ int cmd_export(const ExportArgs& a) {
         oo.netns = a.netns;
         oo.aggregate = false;
         if (metric == Metric::Entries) oo.baseline = "auto";  // as a recording would have it
-        Observer obs(oo, [&](const Event& e, std::span<const std::byte, 64>) { c.add(e); });
+        Observer obs(oo, [&](const Event& e, EventRecordView) { c.add(e); });
         for (const Baseline& b : obs.baselines()) c.add_baseline(b);
         fmt::print(stderr, "{}\nctbpf: capturing for {:g} s\n", watching_line(obs.session()), secs);
         LoopOptions lo;

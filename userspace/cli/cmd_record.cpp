@@ -72,10 +72,10 @@ int cmd_record(const RecordArgs& a) {
     bool limit = false;
 
     // Events delivered while the Observer takes its start-up dump, before the file exists.
-    std::vector<std::array<std::byte, 64>> early;
+    std::vector<EventRecord> early;
 
     // Records arrive with the drop's attributed reason written in (Observer).
-    auto on_record = [&](const Event&, std::span<const std::byte, 64> r) {
+    auto on_record = [&](const Event&, EventRecordView r) {
         if (!failure.empty() || limit) return;
         try {
             if (!writer) {

@@ -32,20 +32,28 @@ std::string iso8601_us(int64_t wall_ns) {
     return fmt::format("{}.{:06d}Z", buf, ns / 1000);
 }
 
+// Events that carry the entry's state (not drops, nor events of recordings made before the
+// state was recorded) add "state" and "status" (ct->status's low 16 bits, hex) after the
+// fields every event has.
 void format_event_json(fmt::memory_buffer& out, const Event& e, std::string_view reason, int64_t wall_ns) {
     fmt::format_to(std::back_inserter(out),
                    R"({{"type":"{}","ts_ns":{},"ts_wall":"{}","cpu":{},"netns":{},"zone":{},"family":"{}",)"
-                   R"("proto":"{}","src":"{}","dst":"{}","sport":{},"dport":{},"reason":"{}"}})"
-                   "\n",
+                   R"("proto":"{}","src":"{}","dst":"{}","sport":{},"dport":{},"reason":"{}")",
                    kind_name(e.kind), e.ts_ns, iso8601_us(wall_ns), e.cpu, e.netns, e.zone, family_name(e.src.family),
                    proto_name(e.proto), e.src.to_string(), e.dst.to_string(), e.sport, e.dport, reason);
+    if (e.has_state)
+        fmt::format_to(std::back_inserter(out), R"(,"state":"{}","status":"0x{:04x}")", state_name(e), e.ct_status);
+    fmt::format_to(std::back_inserter(out), "}}\n");
 }
 
+// The state goes last, so the fields before it keep their places.
 void format_event_text(fmt::memory_buffer& out, const Event& e, std::string_view reason, int64_t wall_ns) {
-    fmt::format_to(std::back_inserter(out), "{} {:>17.6f} {:<13} {:<6} {}:{} -> {}:{} netns={} zone={} cpu={}{}{}\n",
+    fmt::format_to(std::back_inserter(out), "{} {:>17.6f} {:<13} {:<6} {}:{} -> {}:{} netns={} zone={} cpu={}{}{}",
                    iso8601_us(wall_ns), static_cast<double>(e.ts_ns) / 1e9, kind_name(e.kind), proto_name(e.proto),
                    e.src.to_string(), e.sport, e.dst.to_string(), e.dport, e.netns, e.zone, e.cpu,
                    reason.empty() ? "" : " ", reason);
+    if (e.has_state) fmt::format_to(std::back_inserter(out), " state={}", state_name(e));
+    fmt::format_to(std::back_inserter(out), "\n");
 }
 
 std::string watching_line(const Session& s) {

@@ -77,10 +77,28 @@ size_t AddressHash::operator()(const Address& a) const noexcept {
     return static_cast<size_t>(h);
 }
 
-std::optional<Event> decode_event(std::span<const std::byte> record) {
-    if (record.size() != sizeof(ctbpf_event)) return std::nullopt;
-    ctbpf_event raw;
-    std::memcpy(&raw, record.data(), sizeof raw);
+static_assert(sizeof(ctbpf_event) == kEventRecordSize);
+static_assert(offsetof(ctbpf_event, ct_status) == kEventRecordSizeV1, "layout 1 is a prefix of today's");
+
+std::string state_name(const Event& e) {
+    if (!e.has_state) return "";
+    if (e.proto == IPPROTO_TCP) {
+        static constexpr std::string_view kTcp[] = {"NONE",     "SYN_SENT",   "SYN_RECV", "ESTABLISHED",
+                                                    "FIN_WAIT", "CLOSE_WAIT", "LAST_ACK", "TIME_WAIT",
+                                                    "CLOSE",    "SYN_SENT2"};
+        if (e.tcp_state < std::size(kTcp)) return std::string(kTcp[e.tcp_state]);
+        return "tcp_state_" + std::to_string(e.tcp_state);  // a state added by a later kernel
+    }
+    if (e.ct_status & (1u << 2)) return "assured";      // IPS_ASSURED
+    if (e.ct_status & (1u << 1)) return "replied";      // IPS_SEEN_REPLY
+    return "unreplied";
+}
+
+namespace {
+
+// Decodes the first 64 bytes, common to every layout version; `raw` is zero past them
+// when the record was shorter.
+std::optional<Event> decode_raw(const ctbpf_event& raw, bool with_state) {
     if (raw.kind < CTBPF_EV_INSERT || raw.kind > CTBPF_EV_DESTROY) return std::nullopt;
     if (raw.family != AF_INET && raw.family != AF_INET6 && raw.family != 0) return std::nullopt;
     if (raw.reason > CTBPF_R_NO_ENTRY) return std::nullopt;
@@ -99,10 +117,31 @@ std::optional<Event> decode_event(std::span<const std::byte> record) {
     e.src.family = e.dst.family = raw.family;
     std::memcpy(e.src.bytes.data(), raw.src, 16);
     std::memcpy(e.dst.bytes.data(), raw.dst, 16);
+    if (with_state && raw.state_valid) {
+        e.has_state = true;
+        e.ct_status = raw.ct_status;
+        e.tcp_state = raw.tcp_state;
+    }
     return e;
 }
 
-std::array<std::byte, 64> encode_event(const Event& e) {
+}  // namespace
+
+std::optional<Event> decode_event(std::span<const std::byte> record) {
+    if (record.size() != sizeof(ctbpf_event)) return std::nullopt;
+    ctbpf_event raw;
+    std::memcpy(&raw, record.data(), sizeof raw);
+    return decode_raw(raw, true);
+}
+
+std::optional<Event> decode_event_v1(std::span<const std::byte> record) {
+    if (record.size() != kEventRecordSizeV1) return std::nullopt;
+    ctbpf_event raw{};
+    std::memcpy(&raw, record.data(), kEventRecordSizeV1);
+    return decode_raw(raw, false);
+}
+
+EventRecord encode_event(const Event& e) {
     ctbpf_event raw{};
     raw.kind = static_cast<uint8_t>(e.kind);
     raw.reason = static_cast<uint8_t>(e.reason);
@@ -117,7 +156,12 @@ std::array<std::byte, 64> encode_event(const Event& e) {
     raw.family = e.src.family;
     std::memcpy(raw.src, e.src.bytes.data(), 16);
     std::memcpy(raw.dst, e.dst.bytes.data(), 16);
-    std::array<std::byte, 64> out;
+    if (e.has_state) {
+        raw.ct_status = e.ct_status;
+        raw.tcp_state = e.tcp_state;
+        raw.state_valid = 1;
+    }
+    EventRecord out;
     std::memcpy(out.data(), &raw, sizeof raw);
     return out;
 }

@@ -223,7 +223,7 @@ Observer::Observer(const ObserverOptions& o, EventSink sink)
 void Observer::on_record(std::span<const std::byte> rec) {
     auto e = decode_event(rec);
     if (!e) return;
-    std::array<std::byte, 64> raw;
+    EventRecord raw;
     std::memcpy(raw.data(), rec.data(), raw.size());
     if (e->kind == EventKind::Drop) {
         e->reason = attribution_->attribute_drop(e->netns, e->ts_ns, e->reason);
@@ -232,7 +232,7 @@ void Observer::on_record(std::span<const std::byte> rec) {
     }
     if ((aggregate_ || dumping_) && (!proto_ || e->proto == *proto_)) agg_.add(*e);
     if (sampler_) sampler_->on_event(*e);
-    if (sink_) sink_(*e, std::span<const std::byte, 64>(raw));
+    if (sink_) sink_(*e, EventRecordView(raw));
 }
 
 std::vector<TableState> Observer::tables() const {

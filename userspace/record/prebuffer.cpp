@@ -10,7 +10,7 @@ namespace ctbpf {
 
 namespace {
 
-uint64_t record_ts(const std::array<std::byte, 64>& r) {
+uint64_t record_ts(const EventRecord& r) {
     uint64_t ts;
     std::memcpy(&ts, r.data(), sizeof ts);
     return ts;
@@ -26,7 +26,7 @@ size_t snapshot_bytes(const Snapshot& s) {
 PreBuffer::PreBuffer(uint64_t window_ns, size_t max_bytes)
     : window_ns_(window_ns), max_bytes_(max_bytes) {}
 
-void PreBuffer::add_event(std::span<const std::byte, 64> record) {
+void PreBuffer::add_event(EventRecordView record) {
     auto& r = events_.emplace_back();
     std::memcpy(r.data(), record.data(), r.size());
     bytes_ += r.size();
@@ -50,7 +50,7 @@ void PreBuffer::trim() {
     const uint64_t cutoff = newest_ > window_ns_ ? newest_ - window_ns_ : 0;
     auto pop_event = [this] {
         events_.pop_front();
-        bytes_ -= 64;
+        bytes_ -= kEventRecordSize;
     };
     auto pop_snap = [this] {
         bytes_ -= snapshot_bytes(snaps_.front());

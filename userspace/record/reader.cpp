@@ -65,6 +65,7 @@ struct RecordingReader::Impl {
     std::optional<EndSummary> end;
     std::vector<uint8_t> cbuf;
     size_t frame_warnings = 0;
+    size_t event_size = kEventSize;  // of this file's records: kEventSizeV1 for layout 1
 
     [[noreturn]] void bad(const std::string& why) {
         throw Error("reading recording " + path + ": " + why);
@@ -133,8 +134,13 @@ void RecordingReader::Impl::read_header() {
     header.ring_bytes = get64(fixed + 32);
     header.wakeup_bytes = get64(fixed + 40);
     header.event_version = get16(fixed + 48);
-    if (get16(fixed + 50) != kEventSize)
-        bad("unsupported event record size " + std::to_string(get16(fixed + 50)));
+    // Layout 1 records are 64 bytes; layout 2 added the entry state at the end (72). A newer
+    // layout of the same size is read with this one's decoder (unknown kinds are skipped).
+    event_size = get16(fixed + 50);
+    const bool v1 = header.event_version <= 1 && event_size == kEventSizeV1;
+    if (!v1 && !(header.event_version >= 2 && event_size == kEventSize))
+        bad("unsupported event record size " + std::to_string(event_size) + " (event layout version " +
+            std::to_string(header.event_version) + ")");
 
     const uint8_t* p = all.data() + kFixedHeaderSize;
     const uint8_t* end = p + meta_len;
@@ -189,10 +195,11 @@ bool RecordingReader::Impl::parse(const FrameHeader& h, Frame& f) {
     const uint64_t n = f.raw.size();
     switch (FrameType(h.type)) {
         case FrameType::Events:
-            if (n != uint64_t(h.count) * kEventSize) return false;
+            if (n != uint64_t(h.count) * event_size) return false;
+            f.record_size = event_size;
             f.events.reserve(h.count);
             for (size_t i = 0; i < h.count; ++i) {
-                if (auto e = decode_event(f.record(i)))
+                if (auto e = event_size == kEventSizeV1 ? decode_event_v1(f.record(i)) : decode_event(f.record(i)))
                     f.events.push_back(*e);
                 else
                     ++f.undecodable;

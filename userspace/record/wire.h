@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "ctbpf/decode.h"
+
 namespace ctbpf::rec {
 
 inline constexpr char kFileMagic[8] = {'C', 'T', 'B', 'P', 'F', 'R', 'E', 'C'};
@@ -19,7 +21,8 @@ inline constexpr uint32_t kMaxPayload = 16u << 20;  // uncompressed; bounds read
 inline constexpr size_t kSnapshotFixed = 72;        // snapshot payload before its table rows
 inline constexpr size_t kTableRowSize = 32;
 inline constexpr size_t kEndSize = 88;
-inline constexpr size_t kEventSize = 64;
+inline constexpr size_t kEventSize = kEventRecordSize;      // what this build writes
+inline constexpr size_t kEventSizeV1 = kEventRecordSizeV1;  // event layout 1, still read
 inline constexpr size_t kBaselineFixed = 24;  // baseline payload before its rows
 inline constexpr size_t kBaselineRowSize = 24;
 

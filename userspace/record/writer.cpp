@@ -70,7 +70,9 @@ std::vector<uint8_t> encode_header(const RecordingHeader& h) {
     put64(&out[24], uint64_t(h.mono_to_wall_ns));
     put64(&out[32], h.ring_bytes);
     put64(&out[40], h.wakeup_bytes);
-    put16(&out[48], h.event_version ? h.event_version : CTBPF_EVENT_VERSION);
+    // The records are this build's (add_event takes kEventSize bytes): its layout version,
+    // whatever a header copied from another file says.
+    put16(&out[48], CTBPF_EVENT_VERSION);
     put16(&out[50], kEventSize);
     out.insert(out.end(), meta.begin(), meta.end());
     put32(b, crc(out.data(), out.size()));
@@ -86,7 +88,7 @@ void encode_totals(uint8_t* p, const KernelTotals& t) {
     for (int64_t x : v) put64(p, uint64_t(x)), p += 8;
 }
 
-uint64_t record_ts(std::span<const std::byte, 64> r) {
+uint64_t record_ts(EventRecordView r) {
     uint64_t ts;
     std::memcpy(&ts, r.data(), sizeof ts);
     return ts;
@@ -257,7 +259,7 @@ RecordingWriter::~RecordingWriter() {
     }
 }
 
-bool RecordingWriter::add_event(std::span<const std::byte, 64> record) {
+bool RecordingWriter::add_event(EventRecordView record) {
     Impl& I = *impl_;
     if (!I.accepting()) return ++I.refused, false;
     // Flush early if the worst case of the grown frame might not fit: an accepted event is
