@@ -13,8 +13,8 @@
 # are hard to pick out of a CI log). A run that crashed, was killed at the deadline or ran
 # fewer tests than listed adds a failed result named `run`.
 #
-# DEADLINE (seconds since boot, as /proc/uptime counts) comes before the host's qemu timeout: a run still going
-# then is killed, so that the VM still reports and powers off. Slow runs (emulation on a
+# DEADLINE (seconds since boot, as /proc/uptime counts) comes before the host's qemu
+# timeout: a run still going then is killed, so that the VM still reports and powers off. Slow runs (emulation on a
 # busy machine) use the time they need; only a hang costs the backends after it.
 TESTS_BIN=/usr/local/bin/ctbpf_scenario_tests CTBPF_BIN=/usr/local/bin/ctbpf LOADGEN_BIN=/usr/local/bin/ctbpf-loadgen
 IN_VM=1
