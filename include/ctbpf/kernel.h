@@ -68,6 +68,10 @@ public:
     // ("refused to load (Operation not permitted)"). Asked only if nf_conntrack_in is in BTF.
     virtual std::string fentry_test() = 0;
     virtual KallsymsCounts kallsyms_text() = 0;  // asked only with a kprobe PMU
+    // nf_conntrack is a loaded module and the kernel has no BTF for it (no
+    // /sys/kernel/btf/nf_conntrack: before 5.11, or CONFIG_DEBUG_INFO_BTF_MODULES off).
+    // Asked only if nf_conntrack_in is not in BTF.
+    virtual bool conntrack_module_without_btf() = 0;
 };
 
 std::unique_ptr<KernelFacts> running_kernel_facts();

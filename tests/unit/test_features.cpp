@@ -23,6 +23,7 @@ struct FakeKernel final : KernelFacts {
     std::string rel = "6.12.12-cloud-amd64";
     bool btf = true, btf_parses = true, pmu = true, rb = true, nf = true, tp = true;
     std::string fentry_error;  // "" : the test program loads and attaches
+    bool module_without_btf = false;
     std::set<std::string> btf_funcs = kConntrackFuncs;
     KallsymsCounts syms;
     int fentry_tests = 0, kallsyms_reads = 0;
@@ -43,6 +44,7 @@ struct FakeKernel final : KernelFacts {
         ++fentry_tests;
         return fentry_error;
     }
+    bool conntrack_module_without_btf() override { return module_without_btf; }
     KallsymsCounts kallsyms_text() override {
         ++kallsyms_reads;
         return syms;
@@ -312,6 +314,25 @@ TEST(ChooseBackend, RenamedCopyIsTakenByKprobesOnlyWhereNoArgumentIsRead) {
     EXPECT_CONTAINS(error_of(f, Backend::Kprobe), "no function to hook for drop");
     EXPECT_CONTAINS(error_of(f, Backend::Fentry), "nf_conntrack_in not in kernel BTF");
     EXPECT_EQ(choose_backend(f, Backend::Auto).backend, Backend::Tracepoint);
+}
+
+// Debian 11's 5.10: nf_conntrack is a module without BTF (no CONFIG_DEBUG_INFO_BTF_MODULES
+// before 5.11), kprobes work, no netfilter links.
+TEST(ChooseBackend, ModuleWithoutBtfRefusesFentryByNameAndUsesKprobes) {
+    FakeKernel k;
+    k.rel = "5.10.0-32-cloud-amd64";
+    k.nf = false;
+    k.btf_funcs.clear();
+    k.module_without_btf = true;
+    const KernelFeatures f = probe_kernel(k);
+    EXPECT_EQ(k.fentry_tests, 0);
+    EXPECT_FALSE(has_note(f, "nf_conntrack is not loaded")) << "kallsyms shows it is";
+    EXPECT_CONTAINS(error_of(f, Backend::Fentry), "nf_conntrack module has no BTF");
+    EXPECT_CONTAINS(error_of(f, Backend::Fentry), "CONFIG_DEBUG_INFO_BTF_MODULES");
+    const BackendChoice c = choose_backend(f, Backend::Auto);
+    EXPECT_EQ(c.backend, Backend::Kprobe);
+    EXPECT_CONTAINS(c.why, "nf_conntrack module has no BTF");
+    EXPECT_TRUE(c.not_covered.empty());
 }
 
 TEST(ChooseBackend, ConntrackNotLoadedIsSaidOnce) {

@@ -1,7 +1,11 @@
 #!/bin/sh
-# Runs inside the test VM (started by init.sh), as root: the scenario test binary of
-# tests/scenario once per backend in /etc/ctbpf-vm.conf (BACKENDS), with the tests
-# tests/vm/scenario-tests.txt picks (EVERY each time, ONCE with the first backend only).
+# Runs inside the test VM (started by init.sh), as root, or on the host for the matrix's
+# host row: the scenario test binary of tests/scenario once per backend in BACKENDS, with
+# the tests tests/vm/scenario-tests.txt picks (EVERY each time, ONCE with the first backend
+# only). Settings come from $CTBPF_VM_CONF (default /etc/ctbpf-vm.conf, written by run.sh).
+# Every other backend must be refused by ctbpf with one line, reported as
+#   CTBPF-VM-REFUSED kernel=K backend=B reason=THE LINE
+# BACKENDS=auto (the host) runs each backend ctbpf does not refuse.
 # googletest's own output goes to the console as it comes, so a hung VM shows where it
 # stopped; then each test becomes one line
 #   CTBPF-VM-RESULT kernel=K backend=B test=Suite.Name pass=1|0 ms=N
@@ -9,13 +13,16 @@
 # are hard to pick out of a CI log). A run that crashed, was killed at the deadline or ran
 # fewer tests than listed adds a failed result named `run`.
 #
-# DEADLINE (seconds since boot) comes before the host's qemu timeout: a run still going
-# then is killed, so that the VM still reports and powers off. Slow runs (emulation on a
+# DEADLINE (seconds since boot, as /proc/uptime counts) comes before the host's qemu
+# timeout: a run still going then is killed, so that the VM still reports and powers off. Slow runs (emulation on a
 # busy machine) use the time they need; only a hang costs the backends after it.
-. /etc/ctbpf-vm.conf
+TESTS_BIN=/usr/local/bin/ctbpf_scenario_tests CTBPF_BIN=/usr/local/bin/ctbpf LOADGEN_BIN=/usr/local/bin/ctbpf-loadgen
+IN_VM=1
+WORK=/tmp
+. "${CTBPF_VM_CONF:-/etc/ctbpf-vm.conf}"
 kernel=$(uname -r)
-bin=/usr/local/bin/ctbpf_scenario_tests
-export CTBPF_TEST_BIN=/usr/local/bin/ctbpf CTBPF_TEST_LOADGEN=/usr/local/bin/ctbpf-loadgen
+bin=$TESTS_BIN
+export CTBPF_TEST_BIN=$CTBPF_BIN CTBPF_TEST_LOADGEN=$LOADGEN_BIN
 # A skip here means a listed test did not run: count it as a failure, as CI does.
 export CTBPF_REQUIRE_PRIVILEGED=1
 
@@ -42,8 +49,32 @@ results() {
 	{ buf[++nlog] = $0 }'
 }
 
+# Whether ctbpf refuses the backend here: exit 1 and one line on stderr, before it loads
+# anything (a backend that loads and then fails is not refused: it failed).
+refused() {
+	timeout -s KILL 60 "$CTBPF_TEST_BIN" events --backend "$1" --duration 1 > /dev/null 2> $WORK/refusal
+	rc=$?
+	[ "$rc" = 1 ] && [ "$(wc -l < $WORK/refusal)" = 1 ]
+}
+
 first=1
-for backend in $BACKENDS; do
+for backend in fentry kprobe tracepoint; do
+	case " $BACKENDS " in
+	*" $backend "*) ;;
+	" auto ")
+		if refused "$backend"; then
+			echo "CTBPF-VM-REFUSED kernel=$kernel backend=$backend reason=$(sed 's/^ctbpf: //' $WORK/refusal)"
+			continue
+		fi ;;
+	*)
+		if refused "$backend"; then
+			echo "CTBPF-VM-REFUSED kernel=$kernel backend=$backend reason=$(sed 's/^ctbpf: //' $WORK/refusal)"
+		else
+			echo "CTBPF-VM-RESULT kernel=$kernel backend=$backend test=refusal pass=0 ms=0 detail=not-refused-exit-$rc"
+			sed "s/^/CTBPF-VM-LOG backend=$backend test=refusal: /" $WORK/refusal | head -n 20
+		fi
+		continue ;;
+	esac
 	filter=$EVERY
 	[ -z "$first" ] || filter="$filter${ONCE:+:$ONCE}"
 	first=
@@ -54,21 +85,22 @@ for backend in $BACKENDS; do
 	t0=$(date +%s)
 	{
 		CTBPF_TEST_BACKEND=$backend timeout -s KILL "$left" "$bin" --gtest_filter="$filter" --gtest_color=no 2>&1
-		echo $? > /tmp/gtest.rc
-	} | tee /tmp/gtest.out
-	rc=$(cat /tmp/gtest.rc)
-	results < /tmp/gtest.out > /tmp/results
-	cat /tmp/results
-	ran=$(grep -c '^CTBPF-VM-RESULT' /tmp/results)
-	failed=$(grep -c ' pass=0 ' /tmp/results)
+		echo $? > $WORK/gtest.rc
+	} | tee $WORK/gtest.out
+	rc=$(cat $WORK/gtest.rc)
+	results < $WORK/gtest.out > $WORK/results
+	cat $WORK/results
+	ran=$(grep -c '^CTBPF-VM-RESULT' $WORK/results)
+	failed=$(grep -c ' pass=0 ' $WORK/results)
 	# googletest exits 1 when a test failed; anything else, or a count that does not add up,
 	# is a run that broke off.
 	if [ "$ran" != "$expected" ] || { [ "$rc" != 0 ] && [ "$rc" != 1 ]; } || { [ "$rc" = 1 ] && [ "$failed" = 0 ]; }; then
 		why="exit-$rc"
 		[ "$rc" = 137 ] && why="killed-at-the-deadline-after-${left}s"
 		echo "CTBPF-VM-RESULT kernel=$kernel backend=$backend test=run pass=0 ms=0 detail=$why,ran-$ran-of-$expected"
-		tail -n 20 /tmp/gtest.out | sed "s/^/CTBPF-VM-LOG backend=$backend test=run: /"
+		tail -n 20 $WORK/gtest.out | sed "s/^/CTBPF-VM-LOG backend=$backend test=run: /"
 	fi
 	echo "CTBPF-VM-RUN kernel=$kernel backend=$backend seconds=$(($(date +%s) - t0))"
-	conntrack -F 2>/dev/null
+	# In the VM only: on the host this would flush the machine's own table.
+	[ "$IN_VM" != 1 ] || conntrack -F 2>/dev/null
 done

@@ -172,6 +172,12 @@ public:
         return "";
     }
 
+    bool conntrack_module_without_btf() override {
+        // initstate exists for loadable modules only, not for built-in ones.
+        return access("/sys/module/nf_conntrack/initstate", R_OK) == 0 &&
+               access("/sys/kernel/btf/nf_conntrack", R_OK) != 0;
+    }
+
     KallsymsCounts kallsyms_text() override {
         KallsymsCounts syms;
         std::ifstream in("/proc/kallsyms");
@@ -260,7 +266,13 @@ KernelFeatures probe_kernel(KernelFacts& k) {
             f.tp_btf = k.tp_btf();
             if (!f.tp_btf) f.notes.push_back("tracepoints kfree_skb/kmem_cache_free not in kernel BTF");
             if (!k.btf_function("nf_conntrack_in")) {
-                f.notes.push_back("fentry: nf_conntrack_in not in kernel BTF (is nf_conntrack loaded?)");
+                // fentry attaches by BTF id: a module without BTF has none to give (5.10 and
+                // older, where the kprobe backend still reads nf_conn through vmlinux BTF).
+                if (k.conntrack_module_without_btf())
+                    f.notes.push_back("fentry: the nf_conntrack module has no BTF (kernel without "
+                                      "CONFIG_DEBUG_INFO_BTF_MODULES, 5.11+), so fentry cannot attach to its functions");
+                else
+                    f.notes.push_back("fentry: nf_conntrack_in not in kernel BTF (is nf_conntrack loaded?)");
             } else if (const std::string why = k.fentry_test(); !why.empty()) {
                 f.notes.push_back("fentry: " + why);
             } else {
