@@ -123,6 +123,11 @@ def table(results):
     return "\n".join(lines) + "\n", rows
 
 
+def versionless(line):
+    """A table line without kernel point releases and package names (major.minor stays)."""
+    return re.sub(r"`[^`]*`|\b\d+\.\d+\.\d+\S*", "V", line)
+
+
 def readme(a):
     text, rows = table(a.results)
     with open(a.readme) as f:
@@ -149,6 +154,13 @@ def readme(a):
     if expected == have:
         times = ", ".join(f"{r['name']} {r['seconds']} s" for r in rows)
         print(f"matrix.py: {a.readme}'s kernel table matches the matrix's results ({times})")
+        return 0
+    # Debian's security suites and unstable replace their kernel packages: a fresh machine may
+    # test a newer point release than the README names. Same results on it still pass (said
+    # here); any other difference fails.
+    if [versionless(l) for l in expected] == [versionless(l) for l in have]:
+        print(f"matrix.py: {a.readme}'s kernel table has the same results, but the archive now has other "
+              "kernel point releases than it names; to refresh it: tools/vmtest/matrix.py readme --write")
         return 0
     print(f"matrix.py: {a.readme}'s kernel table differs from the kernel matrix's last results "
           f"({a.results}); if the results are right, run: tools/vmtest/matrix.py readme --write", file=sys.stderr)
