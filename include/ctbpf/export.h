@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ctbpf/composition.h"
 #include "ctbpf/decode.h"
 
 namespace ctbpf {
@@ -26,11 +27,14 @@ struct FlowKey {
     // An entry that was in the table before the recording began: the start-up dump keeps
     // only its namespace and source, so its proto, dst and port levels read "(existing)".
     bool existing = false;
+    // The entry's state (composition.h classes) as the event names it: for a destroy, the
+    // state the entry ended in. Unknown for drops and older recordings.
+    EntryState state = EntryState::Unknown;
 };
 
 inline constexpr std::string_view kExistingFrame = "(existing)";
 
-enum class Field : uint8_t { Netns, Proto, Src, Dst, Sport, Dport };
+enum class Field : uint8_t { Netns, Proto, Src, Dst, Sport, Dport, State };
 
 // One level of the hierarchy; src/N and dst/N carry the prefix length N (0-128; an IPv4
 // address uses min(N, 32)).

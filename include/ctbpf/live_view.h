@@ -33,6 +33,7 @@ struct SourceRow {
     double share = 0;                 // entries / table count
     uint64_t activity_error = 0;      // events it may have had before it was tracked
     std::array<uint32_t, 60> trend{};  // inserts per second, oldest first
+    std::optional<DurationHistogram> lifetime;  // its ended entries (with composition)
 };
 
 struct DestRow {

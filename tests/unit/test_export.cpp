@@ -81,6 +81,22 @@ TEST(ExportHierarchy, AcceptsEveryLevelAndBlanks) {
     EXPECT_EQ(h.to_string(), "dst/0,dst,sport,dport,src/128,proto");
 }
 
+// `state`: the entry's state as the event names it (the end state for a destroy).
+TEST(ExportLabels, StateLevelNamesTheEntrysState) {
+    FlowKey k = flow("10.1.2.3", 443);
+    EXPECT_EQ(label("state", k), "(state unknown)");
+    k.state = ctbpf::EntryState::TimeWait;
+    EXPECT_EQ(label("state", k), "TIME_WAIT");
+    k.state = ctbpf::EntryState::Unreplied;
+    EXPECT_EQ(label("state", k), "UNREPLIED");
+    EXPECT_EQ(Hierarchy::parse("state,proto,src").to_string(), "state,proto,src");
+    StackAggregator agg(Hierarchy::parse("state,proto"));
+    agg.add(k, 3000);
+    k.state = ctbpf::EntryState::Established;
+    agg.add(k, 5000);
+    EXPECT_EQ(agg.total(), 8000u);
+}
+
 TEST(ExportHierarchy, RejectsUnknownLevelsNamingTheValidOnes) {
     for (const char* bad : {"netns,bogus", "src/129", "src/", "src/x", "src/-1", "dport/16",
                             "proto/8", "Src", "src/16/2"}) {

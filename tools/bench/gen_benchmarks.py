@@ -421,6 +421,16 @@ values = {
     "peers_text": peers_text,
 }
 
+comp = load_lines("composition")
+comp_rows = ["| entries | dump (median) | per entry | interval for 1% of a core |", "|---|---|---|---|"]
+for size in sorted({r["size"] for r in comp}):
+    rs = [r for r in comp if r["size"] == size]
+    d = med([r["dump_seconds"] for r in rs])
+    comp_rows.append(f"| {med([r['entries'] for r in rs]):,.0f} | {d:.3f} s | {med([r['us_per_entry'] for r in rs]):.2f} us "
+                     f"| {max(10.0, 100 * d):.0f} s |")
+values["composition_table"] = "\n".join(comp_rows) if comp else NA
+values["cmd_composition"] = cmd("composition")
+
 text = open(TEMPLATE).read()
 missing = set(re.findall(r"\{\{(\w+)\}\}", text)) - set(values)
 if missing:

@@ -79,6 +79,8 @@ step attach_cost bash tools/bench/attach-cost.sh $KFLOWS
 step events_vs_conntrack bash tools/bench/events-vs-conntrack-E.sh $ERUNS $KFLOWS
 step cpu bash tools/bench/cpu.sh $CRUNS $CSECS 50000
 step peers bash tools/bench/peers.sh "$PEER_SIZES" $PRUNS
+# (5) what the entries are: one netlink dump per composition, by table size.
+step composition bash tools/bench/composition.sh "$PEER_SIZES" $PRUNS
 
 end=$(date +%s)
 echo "{\"wall_seconds\": $((end - start))}" >"$OUT/wall.json"

@@ -187,7 +187,8 @@ kernel_tree() {
 	local name=$1 pkgs tree pkg ver deb
 	pkgs=$(kernel_packages "$name")
 	tree=$cache/kernels/$(head -n 1 <<< "$pkgs")
-	if [ ! -f "$tree/.ok" ]; then
+	# .packages came with the kernel list (kernels.txt): a tree unpacked before it is redone.
+	if [ ! -f "$tree/.ok" ] || [ ! -f "$tree/.packages" ]; then
 		for pkg in $pkgs; do
 			if ! ls "$cache/debs/${pkg}_"*.deb >/dev/null 2>&1; then
 				# shellcheck disable=SC2046

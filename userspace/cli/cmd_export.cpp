@@ -25,16 +25,21 @@ namespace ctbpf::cli {
 
 namespace {
 
-enum class Metric { Inserts, Drops, Entries };
+enum class Metric { Inserts, Drops, Entries, Lifetime };
 
 Metric parse_metric(const std::string& m) {
     if (m == "inserts") return Metric::Inserts;
     if (m == "drops") return Metric::Drops;
     if (m == "entries") return Metric::Entries;
-    throw Error(fmt::format("--metric '{}': use inserts, drops or entries", m), 2);
+    if (m == "lifetime") return Metric::Lifetime;
+    throw Error(fmt::format("--metric '{}': use inserts, drops, entries or lifetime", m), 2);
 }
 
-FlowKey key_of(const Event& e) { return FlowKey{e.netns, e.proto, e.src, e.dst, e.sport, e.dport}; }
+FlowKey key_of(const Event& e) {
+    FlowKey k{e.netns, e.proto, e.src, e.dst, e.sport, e.dport};
+    k.state = classify_event(e).state;
+    return k;
+}
 
 // Feeds events into stacks by metric. Entries: live at the end (inserted, not yet gone),
 // plus what the start-up baseline found and no destroy took away since.
@@ -65,6 +70,21 @@ public:
                     if (it != existing_.end() && --it->second == 0) existing_.erase(it);
                 }
                 break;
+            case Metric::Lifetime:
+                // Milliseconds each ended entry lived (insert seen to destroy), on the stack
+                // of the state it ended in: what holds the table, weighted by how long.
+                if (e.kind == EventKind::Insert) {
+                    born_[e.ct_id] = e.ts_ns;
+                } else if (e.kind == EventKind::InsertFailed) {
+                    born_.erase(e.ct_id);
+                } else if (e.kind == EventKind::Destroy || e.kind == EventKind::EarlyDrop) {
+                    if (const auto it = born_.find(e.ct_id); it != born_.end()) {
+                        const uint64_t ms = e.ts_ns > it->second ? (e.ts_ns - it->second) / 1'000'000 : 0;
+                        if (ms > 0) out_.add(key_of(e), ms);
+                        born_.erase(it);
+                    }
+                }
+                break;
         }
     }
     void finish() {
@@ -88,6 +108,7 @@ private:
     Metric m_;
     StackAggregator& out_;
     std::unordered_map<uint64_t, FlowKey> live_;
+    std::unordered_map<uint64_t, uint64_t> born_;  // ct_id -> insert time (lifetime)
     std::map<SourceId, int64_t> existing_;
 };
 
@@ -154,7 +175,7 @@ int cmd_export(const ExportArgs& a) {
     std::ostream& out = a.output.empty() ? std::cout : file;
 
     SvgOptions svg;
-    svg.metric = a.metric;
+    svg.metric = a.metric == "lifetime" ? "ms of entry lifetime" : a.metric;
     svg.title = fmt::format("conntrack {} by {}", a.metric, h.to_string());
     svg.subtitle = a.live ? std::string("live capture") : a.file;
     if (!a.diff.empty()) {

@@ -7,9 +7,15 @@
 #include <cstdio>
 
 #include <fmt/format.h>
+#include <map>
+
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "format.h"
+#include "ctbpf/recording.h"
+#include "ctbpf/live_view.h"
+#include "ctbpf/composition.h"
 #include "ctbpf/error.h"
 #include "ctbpf/incident.h"
 #include "ctbpf/system.h"
@@ -54,8 +60,24 @@ Assessment advice_for(const Incident& in) {
 
 }  // namespace
 
+// How long the recorded entries lived (insert and destroy both recorded), by the state they
+// ended in: recordings of event layout 2 carry it; older ones say "UNKNOWN".
+std::map<EntryClass, DurationHistogram> recorded_lifetimes(const std::string& file) {
+    RecordingReader r(file);
+    std::map<uint32_t, EntryClock> clocks;
+    Lifetimes l(0);
+    Frame f;
+    while (r.next(f)) {
+        if (f.type != FrameType::Events) continue;
+        for (const Event& e : f.events)
+            if (const auto lived = clocks[e.netns].on_event(e)) l.add(e, *lived);
+    }
+    return l.by_class();
+}
+
 int cmd_report(const ReportArgs& a) {
     const Incident in = read_incident(a.file);
+    const auto lifetimes = recorded_lifetimes(a.file);
     for (const auto& w : in.warnings) fmt::print(stderr, "ctbpf: warning: {}\n", w);
     const Assessment as = advice_for(in);
     const auto by_inserts = in.agg->top_sources(SortKey::Inserts, a.top, 0);
@@ -112,6 +134,7 @@ int cmd_report(const ReportArgs& a) {
                                          {"proto", proto_name(d->key.proto)}, {"drops", d->drops}});
         j["markers"] = json::array();
         for (const auto& m : in.markers) j["markers"].push_back({{"ns", m.wall_ns}, {"text", m.text}});
+        j["lifetimes"] = lifetimes_json(lifetimes);
         j["health"] = std::string(level_name(as.health.level));
         j["advice"] = json::array();
         for (const auto& ad : as.advice) j["advice"].push_back({{"what", ad.what}, {"command", ad.command}, {"why", ad.why}});
@@ -178,6 +201,7 @@ int cmd_report(const ReportArgs& a) {
     for (const auto* d : dests)
         fmt::format_to(o, "  {:<39} {:>6} {:>6} {:>10}\n", who(d->key.addr, d->key.netns), d->key.port,
                        proto_name(d->key.proto), d->drops);
+    if (!lifetimes.empty()) fmt::format_to(o, "\nLifetimes of entries that ended while recording\n{}", lifetimes_text(lifetimes));
     fmt::format_to(o, "\nHealth at the peak: {}\n", level_name(as.health.level));
     for (const auto& r : as.health.reasons) fmt::format_to(o, "  - {}\n", r);
     if (!as.advice.empty()) fmt::format_to(o, "\nAdvice\n");

@@ -80,9 +80,10 @@ int main(int argc, char** argv) {
     exp->add_option("file", ex.file, "recording file");
     exp->add_option("--format", ex.format, "folded, speedscope, svg, jsonl or csv")
         ->check(CLI::IsMember({"folded", "speedscope", "svg", "jsonl", "csv"}));
-    exp->add_option("--metric", ex.metric, "inserts, drops or entries (live at the end)")
-        ->check(CLI::IsMember({"inserts", "drops", "entries"}));
-    exp->add_option("--by", ex.by, "hierarchy, outermost first (default netns,proto,src/16,src/24,src,dport)");
+    exp->add_option("--metric", ex.metric,
+                    "inserts, drops, entries (live at the end) or lifetime (ms ended entries lived, by the state they ended in)")
+        ->check(CLI::IsMember({"inserts", "drops", "entries", "lifetime"}));
+    exp->add_option("--by", ex.by, "hierarchy, outermost first (default netns,proto,src/16,src/24,src,dport; also dst, sport, state)");
     exp->add_option("-o,--output", ex.output, "write here instead of standard output");
     exp->add_option("--diff", ex.diff, "baseline recording: a differential flame graph / folded diff");
     exp->add_flag("--live", ex.live, "capture now instead of reading a file");

@@ -1,8 +1,11 @@
 #include "watch_tui.h"
 
+#include "format.h"
+
 #include <curses.h>
 
 #include <algorithm>
+#include <sstream>
 #include <clocale>
 #include <tuple>
 
@@ -84,6 +87,7 @@ bool Tui::keys(ModelOptions& opt, bool& paused, bool& changed) {
                 changed = true;
                 break;
             case '/': editing_ = true; input_.clear(); changed = true; break;
+            case 'c': case 'C': composition_ = !composition_; scroll_ = 0; changed = true; break;
             case 27: opt.cidr.reset(); message_.clear(); changed = true; break;
             case KEY_DOWN: scroll_++; changed = true; break;
             case KEY_UP: scroll_ = std::max(0, scroll_ - 1); changed = true; break;
@@ -192,6 +196,32 @@ void Tui::draw(const LiveSnapshot& s, const ModelOptions& opt, bool paused) {
             alert_lines++;
         }
 
+    if (composition_) {
+        // What the entries are instead of who makes them: each table's last dump, then
+        // lifetimes of ended entries (the same rows as the text view).
+        std::string text;
+        for (const auto& c : s.composition) {
+            text += fmt::format("\nWHAT THE ENTRIES ARE  netns {}  (dump of {:.3f} s)\n", c.netns, c.dump_seconds);
+            text += composition_text(c, s.object_size, 10);
+        }
+        if (s.composition.empty()) text += "\n(no dump of the table yet: every --composition-interval)\n";
+        for (const auto& e : s.composition_errors) text += e + "\n";
+        if (!s.lifetimes.empty()) text += "\nLIFETIMES OF ENDED ENTRIES\n" + lifetimes_text(s.lifetimes);
+        std::istringstream in(text);
+        int skip = scroll_;
+        for (std::string l; std::getline(in, l) && y < LINES - 1;) {
+            if (skip > 0 && !l.empty()) {
+                --skip;
+                continue;
+            }
+            const bool head = l.rfind("WHAT", 0) == 0 || l.rfind("LIFETIMES", 0) == 0 || l.rfind("  CLASS", 0) == 0 ||
+                              l.rfind("  ENDED", 0) == 0;
+            line(y++, head ? COLOR_PAIR(kHeader) : COLOR_PAIR(kNormal), l);
+        }
+        line(LINES - 1, A_REVERSE, "c: back to sources  arrows scroll  p pause  q quit");
+        refresh();
+        return;
+    }
     // Columns sized to the addresses shown, so 80 columns hold every figure; the trend
     // takes whatever width is left.
     // With several namespaces an address is not a source by itself: name the namespace.
@@ -243,7 +273,7 @@ void Tui::draw(const LiveSnapshot& s, const ModelOptions& opt, bool paused) {
     }
     const std::string help =
         editing_ ? "filter (address or CIDR, Enter to apply, Esc to cancel): " + input_
-                 : fmt::format("sort {} (r/e/d/s)  / filter{}  p pause  arrows scroll  q quit  {}",
+                 : fmt::format("sort {} (r/e/d/s)  / filter{}  c entries by state  p pause  arrows scroll  q quit  {}",
                                sort_name(opt.sort), opt.cidr ? " [" + opt.cidr->to_string() + "]" : "", message_);
     line(LINES - 1, A_REVERSE, help);
     refresh();

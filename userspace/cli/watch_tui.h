@@ -23,6 +23,7 @@ public:
 private:
     int scroll_ = 0;
     bool editing_ = false;
+    bool composition_ = false;  // 'c': what the entries are instead of the sources
     std::string input_, message_;
 };
 

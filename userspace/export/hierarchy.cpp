@@ -13,7 +13,7 @@ namespace ctbpf {
 namespace {
 
 constexpr std::string_view kValidLevels =
-    "netns, proto, src, src/N, dst, dst/N, sport, dport (N = prefix length 0-128)";
+    "netns, proto, src, src/N, dst, dst/N, sport, dport, state (N = prefix length 0-128)";
 
 [[noreturn]] void bad_level(std::string_view item) {
     throw Error("unknown --by level '" + std::string(item) + "': valid levels are " +
@@ -31,7 +31,7 @@ HierarchyLevel parse_level(std::string_view item) {
     const auto head = item.substr(0, slash);
     static constexpr std::pair<std::string_view, Field> names[] = {
         {"netns", Field::Netns}, {"proto", Field::Proto}, {"src", Field::Src},
-        {"dst", Field::Dst},     {"sport", Field::Sport}, {"dport", Field::Dport}};
+        {"dst", Field::Dst},     {"sport", Field::Sport}, {"dport", Field::Dport}, {"state", Field::State}};
     const auto it = std::find_if(std::begin(names), std::end(names),
                                  [&](const auto& n) { return n.first == head; });
     if (it == std::end(names)) bad_level(item);
@@ -67,7 +67,7 @@ std::string address_label(const Address& a, const std::optional<unsigned>& prefi
 }  // namespace
 
 std::string HierarchyLevel::name() const {
-    static constexpr std::string_view names[] = {"netns", "proto", "src", "dst", "sport", "dport"};
+    static constexpr std::string_view names[] = {"netns", "proto", "src", "dst", "sport", "dport", "state"};
     std::string s(names[static_cast<size_t>(field)]);
     if (prefix) s += "/" + std::to_string(*prefix);
     return s;
@@ -86,6 +86,7 @@ std::string HierarchyLevel::label(const FlowKey& k) const {
         case Field::Dst: return address_label(k.dst, prefix);
         case Field::Sport: return ":" + std::to_string(k.sport);
         case Field::Dport: return ":" + std::to_string(k.dport);
+        case Field::State: return k.state == EntryState::Unknown ? "(state unknown)" : state_name(k.state);
     }
     return "?";
 }

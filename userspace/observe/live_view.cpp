@@ -301,7 +301,8 @@ nlohmann::json to_json(const LiveSnapshot& s) {
                                 {"drops", r.drops},
                                 {"early_drops", r.early_drops},
                                 {"activity_error", r.activity_error},
-                                {"trend", r.trend}});
+                                {"trend", r.trend},
+                                {"lifetime", r.lifetime ? to_json(*r.lifetime) : nlohmann::json(nullptr)}});
     j["tracking"] = {{"sources", s.tracked},
                      {"capacity", s.capacity},
                      {"untracked_bound", s.untracked_bound},

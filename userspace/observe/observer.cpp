@@ -260,7 +260,10 @@ void Observer::add_composition(LiveSnapshot& snap) const {
     if (!sampler_) return;
     snap.composition = compositions();
     snap.composition_errors = composition_errors();
-    snap.lifetimes = lifetimes().by_class();
+    const Lifetimes l = lifetimes();
+    snap.lifetimes = l.by_class();
+    for (auto& r : snap.sources)
+        if (const DurationHistogram* h = l.source(SourceKey{r.addr, r.netns})) r.lifetime = *h;
 }
 
 std::vector<Composition> Observer::compositions() const {
