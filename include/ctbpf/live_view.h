@@ -142,6 +142,11 @@ private:
     uint64_t others_read_ns_ = 0;
 };
 
+// What the compositions in `s` advise (status's rules, assess()): timeouts that hold a
+// meaningful share of a table with their predicted effect, destinations that never
+// answered. Appended to s.alerts as "advice: WHAT: COMMAND" (watch's JSON, text and screen).
+void add_composition_advice(LiveSnapshot& s);
+
 nlohmann::json to_json(const LiveSnapshot& s);
 // Shared by the snapshot, status and report. `now_ns` ages the dump (0: not aged);
 // `object_size` prices the predictions.

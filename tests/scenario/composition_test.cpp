@@ -207,6 +207,24 @@ TEST_F(Composition, TimeoutAdviceNamesTheHoldingTimeoutAndItsPredictionHolds) {
     const long long before = j["composition"]["total"].get<long long>();
     EXPECT_NEAR(static_cast<double>(predicted), before / 2.0, before * 0.15) << "20 s -> 10 s halves steady arrivals";
 
+    // watch says the same from its own dumps, among its alerts.
+    {
+        Ctbpf w({"--netns", ns.name(), "--interval", "1", "--composition-interval", "1", "--baseline", "off"}, "watch");
+        json alerts;
+        EXPECT_TRUE(wait_until(
+            [&] {
+                const auto line = w.next_line(2000);
+                if (!line) return false;
+                alerts = json::parse(*line)["alerts"];
+                for (const auto& a : alerts)
+                    if (a.get<std::string>().find("nf_conntrack_udp_timeout=10") != std::string::npos) return true;
+                return false;
+            },
+            std::chrono::seconds(10)))
+            << alerts.dump(1);
+        w.stop_plain();
+    }
+
     ns.exec("sysctl -qw net.netfilter.nf_conntrack_udp_timeout=10");
     // Entries made before the change keep their 20 s: the table has settled once they are all
     // gone, 20 s after the change (a kernel timeout, not a guess about ctbpf). Then the mean of

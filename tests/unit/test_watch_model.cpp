@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "ctbpf/recording.h"
+#include "ctbpf/composition.h"
 #include "ctbpf/live_view.h"
 
 using namespace ctbpf;
@@ -96,6 +97,36 @@ TEST(WatchModel, DropsRaiseAnAlertWithAdvice) {
     EXPECT_EQ(s.level, Level::Critical);
     ASSERT_FALSE(s.alerts.empty());
     EXPECT_NE(s.alerts[0].find("dropping packets"), std::string::npos);
+}
+
+// watch says which timeout to change from what the entries are, as status does: a table
+// full of unreplied UDP names udp_timeout with its effect, never tcp_timeout_established.
+TEST(WatchModel, CompositionAdviceNamesTheTimeoutThatHoldsTheTable) {
+    LiveSnapshot s;
+    TableRow t;
+    t.netns = 7;
+    t.count = 900;
+    t.max = 1000;
+    s.tables.push_back(t);
+    s.object_size = 320;
+    CompositionBuilder b(7, {{"udp_timeout", 30}, {"tcp_timeout_established", 432000}}, {}, 0);
+    for (uint16_t i = 0; i < 900; ++i) {
+        DumpedEntry d;
+        d.proto = 17;
+        d.src.family = d.dst.family = 2;
+        d.src.bytes[0] = 10;
+        d.dst.bytes[0] = 11;
+        d.dst.bytes[3] = static_cast<uint8_t>(i % 200);  // many destinations: none silent
+        d.sport = i;
+        d.dport = 53;
+        d.timeout_s = 29 - i % 30;
+        b.add(d);
+    }
+    s.composition.push_back(b.finish(0));
+    add_composition_advice(s);
+    ASSERT_EQ(s.alerts.size(), 1u);
+    EXPECT_NE(s.alerts[0].find("nf_conntrack_udp_timeout=10"), std::string::npos) << s.alerts[0];
+    EXPECT_NE(s.alerts[0].find("about 600 fewer entries"), std::string::npos) << s.alerts[0];
 }
 
 // Every level above ok carries its reason, and a table filling fast is worth a word

@@ -115,6 +115,27 @@ LiveSnapshot LiveModel::take(const Aggregator& agg, const DropCounts& drops, con
     return snap;
 }
 
+void add_composition_advice(LiveSnapshot& snap) {
+    for (const auto& c : snap.composition) {
+        TableFacts f;
+        for (const auto& t : snap.tables)
+            if (t.netns == c.netns) f.table = t;
+        f.object_size = snap.object_size ? snap.object_size : f.object_size;
+        f.object_size_estimated = snap.object_size_estimated;
+        f.timeouts = c.timeouts;
+        f.netns.inode = c.netns;
+        f.netns.initial = c.netns == kInitialNetnsInode;
+        f.composition = c;
+        const Assessment a = assess(f);
+        for (const auto& item : a.advice) {
+            bool ours = item.command.rfind("conntrack -D", 0) == 0;
+            for (const auto& p : a.timeout_changes)
+                ours |= item.command.find("nf_conntrack_" + p.sysctl + "=") != std::string::npos;
+            if (ours) snap.alerts.push_back(fmt::format("advice: {}: {}", item.what, item.command));
+        }
+    }
+}
+
 namespace {
 std::string netns_name(const std::vector<WatchedNetns>& watched, uint32_t inum) {
     for (const auto& w : watched)

@@ -264,6 +264,7 @@ void Observer::add_composition(LiveSnapshot& snap) const {
     snap.lifetimes = l.by_class();
     for (auto& r : snap.sources)
         if (const DurationHistogram* h = l.source(SourceKey{r.addr, r.netns})) r.lifetime = *h;
+    add_composition_advice(snap);
 }
 
 std::vector<Composition> Observer::compositions() const {
