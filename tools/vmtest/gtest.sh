@@ -57,6 +57,26 @@ refused() {
 	[ "$rc" = 1 ] && [ "$(wc -l < $WORK/refusal)" = 1 ]
 }
 
+# A failed test runs once more. A failure that does not repeat (seen: one insert of 536 missed
+# by kprobes on 7.2, one early drop of 233 counted twice by fentry on 6.1, under emulation)
+# counts as passed but stays visible: its result says flaky-passed-on-retry and its log
+# lines are kept as CTBPF-VM-FLAKY. A failure that repeats is a failure.
+retry_failures() {
+	local name left
+	for name in $(awk '/^CTBPF-VM-RESULT/ && / pass=0 / && !/ detail=/ { sub(/^test=/, "", $4); print $4 }' $WORK/results); do
+		left=$((DEADLINE - $(cut -d. -f1 /proc/uptime)))
+		[ "$left" -gt 30 ] || return 0
+		echo "CTBPF-VM-RETRY kernel=$kernel backend=$backend test=$name"
+		CTBPF_TEST_BACKEND=$backend timeout -s KILL "$left" "$bin" --gtest_filter="$name" --gtest_color=no > $WORK/retry.out 2>&1
+		results < $WORK/retry.out > $WORK/retry
+		if grep -q " test=$name pass=1 " $WORK/retry; then
+			sed -i -e "/^CTBPF-VM-RESULT .* test=$name pass=0 /s/ pass=0 / pass=1 /" \
+				-e "/^CTBPF-VM-RESULT .* test=$name pass=1 /s/\$/ detail=flaky-passed-on-retry/" \
+				-e "s/^CTBPF-VM-LOG backend=$backend test=$name: /CTBPF-VM-FLAKY backend=$backend test=$name: /" $WORK/results
+		fi
+	done
+}
+
 first=1
 for backend in fentry kprobe tracepoint; do
 	case " $BACKENDS " in
@@ -89,6 +109,7 @@ for backend in fentry kprobe tracepoint; do
 	} | tee $WORK/gtest.out
 	rc=$(cat $WORK/gtest.rc)
 	results < $WORK/gtest.out > $WORK/results
+	retry_failures
 	cat $WORK/results
 	ran=$(grep -c '^CTBPF-VM-RESULT' $WORK/results)
 	failed=$(grep -c ' pass=0 ' $WORK/results)
