@@ -21,6 +21,7 @@
 #include "ctbpf/system.h"
 #include "ctbpf/table.h"
 #include "ctbpf/units.h"
+#include "ctbpf/workload.h"
 
 #include <filesystem>
 #include <set>
@@ -33,7 +34,7 @@ TEST(PublicHeaders, AllCompileTogetherAndAreListed) {
     const std::set<std::string> listed = {
         "aggregator.h", "baseline.h", "cidr.h",     "clock.h",   "composition.h", "decode.h",  "error.h",   "event.h",
         "export.h",     "fd.h",       "flat_map.h", "heavy_hitters.h", "incident.h", "kernel.h",
-        "live_view.h",  "netns.h",    "observe.h",  "recording.h", "system.h", "table.h",  "units.h"};
+        "live_view.h",  "netns.h",    "observe.h",  "recording.h", "system.h", "table.h",  "units.h",   "workload.h"};
     std::set<std::string> found;
     for (const auto& e : std::filesystem::directory_iterator(CTBPF_INCLUDE_DIR "/ctbpf"))
         found.insert(e.path().filename().string());
