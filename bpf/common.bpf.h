@@ -25,6 +25,14 @@
 /* Set by user space before load. */
 __weak const volatile __u64 ct_id_key = 0;          /* hides kernel addresses in ct_id */
 __weak const volatile __u32 wakeup_bytes = 1 << 18; /* wake the reader once this much waits */
+/* --all-netns with a global backend (fentry, kprobe): every namespace, including those
+ * made later, is reported from its first event; watched_netns is not consulted. */
+__weak const volatile bool watch_all_netns = false;
+
+/* Bumped whenever a network namespace may have been made (clone with CLONE_NEWNET,
+ * unshare): user space reads it through the mmapped .bss each tick and looks for new
+ * namespaces only when it moved, instead of scanning every process every second. */
+__weak __u64 netns_created = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -45,6 +53,11 @@ struct {
 	__type(key, __u32);
 	__type(value, __u8);
 } watched_netns SEC(".maps") __weak;
+
+static __always_inline bool netns_watched(__u32 netns)
+{
+	return watch_all_netns || bpf_map_lookup_elem(&watched_netns, &netns) != 0;
+}
 
 static __always_inline void count(enum ctbpf_counter c, __s64 delta)
 {
@@ -131,8 +144,44 @@ static __always_inline void event_fill_state(struct ctbpf_event *e, const struct
 	e->state_valid = s.valid;
 }
 
-/* Counts an event about an entry and delivers it. */
-static __always_inline void report_ct(__u8 kind, const struct nf_conn *ct, __u8 reason)
+#define TCP_TIME_WAIT 6
+#define TCP_NEW_SYN_RECV 12
+
+/* The local process behind a packet (after the netns is filled). A locally originated
+ * packet has a socket and no input interface (skb_iif is set on receive, so forwarded and
+ * received packets have one). The socket's cgroup is exact in any context; the running
+ * task is named only if it is in the packet's namespace and the socket's cgroup: a packet
+ * sent from softirq (a TCP retransmission from a timer) runs over whatever task was
+ * interrupted, which those two tests reject unless it is a sibling in the same cgroup. */
+static __always_inline void event_fill_process(struct ctbpf_event *e, const struct sk_buff *skb)
+{
+	struct sock *sk = BPF_CORE_READ(skb, sk);
+	struct task_struct *task;
+	__u64 cg = 0;
+	__u8 state;
+
+	if (!sk || BPF_CORE_READ(skb, skb_iif))
+		return;
+	/* Request and time-wait sockets are not full sockets: no cgroup data. */
+	state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	if (state == TCP_TIME_WAIT || state == TCP_NEW_SYN_RECV)
+		return;
+	if (bpf_core_field_exists(sk->sk_cgrp_data.cgroup))
+		cg = BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
+	e->cgroup = cg;
+	task = (struct task_struct *)bpf_get_current_task();
+	if (BPF_CORE_READ(task, nsproxy, net_ns, ns.inum) != e->netns)
+		return;
+	if (cg && BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id) != cg)
+		return;
+	e->pid = BPF_CORE_READ(task, tgid);
+	bpf_probe_read_kernel(e->comm, sizeof(e->comm), &task->comm);
+}
+
+/* Counts an event about an entry and delivers it; `skb` (insert: the packet confirmed)
+ * names the local process behind it, if any. */
+static __always_inline void report_ct_skb(__u8 kind, const struct nf_conn *ct, __u8 reason,
+					  const struct sk_buff *skb)
 {
 	struct ctbpf_event *e;
 
@@ -141,9 +190,16 @@ static __always_inline void report_ct(__u8 kind, const struct nf_conn *ct, __u8 
 	if (e) {
 		event_fill_ct(e, ct);
 		event_fill_state(e, ct);
+		if (skb)
+			event_fill_process(e, skb);
 		e->reason = reason;
 		event_submit(e);
 	}
+}
+
+static __always_inline void report_ct(__u8 kind, const struct nf_conn *ct, __u8 reason)
+{
+	report_ct_skb(kind, ct, reason, 0);
 }
 
 /* The insert announced for this entry did not happen: take it back, then say why. Every

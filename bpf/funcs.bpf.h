@@ -64,7 +64,7 @@ static __always_inline struct fn_state *fn_state(void)
 
 static __always_inline bool fn_watched(__u32 netns)
 {
-	return bpf_map_lookup_elem(&watched_netns, &netns) != 0;
+	return netns_watched(netns);
 }
 
 static __always_inline const struct nf_conn *skb_ct(const struct sk_buff *skb)
@@ -72,15 +72,15 @@ static __always_inline const struct nf_conn *skb_ct(const struct sk_buff *skb)
 	return (const struct nf_conn *)(BPF_CORE_READ(skb, _nfct) & ~NFCT_INFOMASK);
 }
 
-static __always_inline void fn_insert(const struct nf_conn *ct)
+static __always_inline void fn_insert(const struct nf_conn *ct, const struct sk_buff *skb)
 {
-	report_ct(CTBPF_EV_INSERT, ct, CTBPF_R_NONE);
+	report_ct_skb(CTBPF_EV_INSERT, ct, CTBPF_R_NONE, skb);
 }
 
 /* Reported as the tracepoint backend does: the insert, then its taking back. */
-static __always_inline void fn_insert_failed(const struct nf_conn *ct, __u8 reason)
+static __always_inline void fn_insert_failed(const struct nf_conn *ct, __u8 reason, const struct sk_buff *skb)
 {
-	fn_insert(ct);
+	fn_insert(ct, skb);
 	report_insert_failed(ct, reason);
 }
 
@@ -130,6 +130,7 @@ static __always_inline void fn_in_exit(unsigned int verdict)
 		e->netns = st->in_netns[d];
 		e->reason = why;
 		event_fill_skb(e, skb);
+		event_fill_process(e, skb);
 		event_submit_flags(e, urgent);
 	}
 }
@@ -196,16 +197,16 @@ static __always_inline void fn_confirm_exit(int verdict)
 		status = BPF_CORE_READ(ct, status);
 	c = ctbpf_classify_confirm(verdict, other, status);
 	if (c.kind == CTBPF_EV_INSERT_FAILED)
-		fn_insert_failed(ct, c.reason);
+		fn_insert_failed(ct, c.reason, skb);
 	else if (c.kind == CTBPF_EV_INSERT)
-		fn_insert(ct);
+		fn_insert(ct, skb);
 }
 
 /* nf_conntrack_hash_check_insert(ct) returned 0: inserted through ctnetlink. */
 static __always_inline void fn_netlink_inserted(const struct nf_conn *ct, int ret)
 {
 	if (ret == 0 && ct && fn_watched(ct_netns(ct)))
-		fn_insert(ct);
+		fn_insert(ct, 0);
 }
 
 static __always_inline void fn_evict_enter(void)

@@ -57,7 +57,47 @@ typedef struct {
 	struct net *net;
 } possible_net_t;
 
+/* The local process behind a packet (event_fill_process in common.bpf.h). */
+struct kernfs_node {
+	__u64 id; /* the cgroup id (bpf_get_current_cgroup_id); a u64 since 5.5 */
+};
+
+struct cgroup {
+	struct kernfs_node *kn;
+};
+
+struct css_set {
+	struct cgroup *dfl_cgrp;
+};
+
+struct nsproxy {
+	struct net *net_ns;
+};
+
+struct task_struct {
+	int tgid;
+	char comm[16];
+	struct nsproxy *nsproxy;
+	struct css_set *cgroups;
+};
+
+/* 5.15+ (commit 8520e224f547): a plain cgroup pointer; before, a union with bit fields. */
+struct sock_cgroup_data {
+	struct cgroup *cgroup;
+};
+
+struct sock_common {
+	unsigned char skc_state;
+};
+
+struct sock {
+	struct sock_common __sk_common;
+	struct sock_cgroup_data sk_cgrp_data;
+};
+
 struct sk_buff {
+	struct sock *sk;
+	int skb_iif;
 	unsigned char *head;
 	__u16 network_header;
 	__u16 transport_header;

@@ -112,7 +112,7 @@ int nf_before_confirm(struct bpf_nf_ctx *ctx)
 		st->pending_skb = (__u64)(unsigned long)skb;
 		st->pending_ct = (__u64)(unsigned long)ct;
 	}
-	report_ct(CTBPF_EV_INSERT, ct, CTBPF_R_NONE);
+	report_ct_skb(CTBPF_EV_INSERT, ct, CTBPF_R_NONE, skb);
 	return NF_ACCEPT;
 }
 
@@ -171,6 +171,7 @@ int BPF_PROG(tp_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_re
 		e->netns = netns;
 		e->reason = why;
 		event_fill_skb(e, skb);
+		event_fill_process(e, skb);
 		event_submit_flags(e, urgent);
 	}
 	return 0;
@@ -237,3 +238,4 @@ int BPF_PROG(tp_kmem_cache_free, unsigned long call_site, const void *ptr, const
 		report_ct(c.kind, ct, c.reason);
 	return 0;
 }
+

@@ -1,4 +1,4 @@
-// Event decoding: the raw 72-byte records of the ring buffer (include/ctbpf/event.h)
+// Event decoding: the raw 96-byte records of the ring buffer (include/ctbpf/event.h)
 // become typed C++ values. Nothing here knows about BPF, maps or the kernel.
 #pragma once
 
@@ -21,9 +21,11 @@ std::string_view reason_name(Reason r);
 std::string proto_name(uint8_t proto);  // "tcp", "udp", ... or the number
 
 // Size of one event record (sizeof(struct ctbpf_event), checked in decode.cpp), and of the
-// records of event layout version 1 (recordings made before the entry state was added).
-inline constexpr size_t kEventRecordSize = 72;
+// records of older event layouts, which recordings still hold: version 1 (before the entry
+// state) and version 2 (before the process). Each is a prefix of the next.
+inline constexpr size_t kEventRecordSize = 96;
 inline constexpr size_t kEventRecordSizeV1 = 64;
+inline constexpr size_t kEventRecordSizeV2 = 72;
 using EventRecord = std::array<std::byte, kEventRecordSize>;
 using EventRecordView = std::span<const std::byte, kEventRecordSize>;
 
@@ -60,6 +62,17 @@ struct Event {
     uint16_t ct_status = 0;  // low 16 bits of ct->status (IPS_* bits, include/ctbpf/event.h)
     uint8_t tcp_state = 0;   // TCP only: enum tcp_conntrack (0 NONE ... 7 TIME_WAIT, 8 CLOSE)
     bool has_state = false;
+    // The local process that sent the packet (insert, drop), when there is one and it could
+    // be named (include/ctbpf/event.h says when): 0 and empty otherwise, and in recordings
+    // of event layouts 1 and 2.
+    uint32_t pid = 0;
+    uint64_t cgroup = 0;              // cgroup v2 id of the sending socket
+    std::array<char, 16> comm{};      // NUL-padded
+    std::string_view comm_view() const {
+        size_t n = 0;
+        while (n < comm.size() && comm[n]) ++n;
+        return {comm.data(), n};
+    }
 };
 
 // The state an event names (has_state): for TCP the kernel's name of its TCP state
@@ -70,8 +83,10 @@ std::string state_name(const Event& e);
 // Decodes one ring-buffer record. Returns nothing for a record of the wrong size or an
 // unknown kind, so a newer kernel side cannot crash an older reader.
 std::optional<Event> decode_event(std::span<const std::byte> record);
-// The same for a record of event layout version 1 (kEventRecordSizeV1 bytes, the first 64
-// of today's layout), as recordings made before the state fields hold: has_state false.
+// A record as recordings hold it: this layout, or an older one by its size
+// (kEventRecordSizeV1: no state; kEventRecordSizeV2: no process).
+std::optional<Event> decode_recorded_event(std::span<const std::byte> record);
+// The same, for records that must be of layout version 1 (64 bytes).
 std::optional<Event> decode_event_v1(std::span<const std::byte> record);
 
 // Encodes back to the wire layout (recordings and tests use it).

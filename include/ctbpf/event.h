@@ -14,8 +14,9 @@
 #endif
 
 /* 1: the first 64 bytes alone (recordings made before the state fields; still read).
- * 2: + ct_status, tcp_state, state_valid (72 bytes). */
-#define CTBPF_EVENT_VERSION 2
+ * 2: + ct_status, tcp_state, state_valid (72 bytes).
+ * 3: + pid (in 2's reserved word), cgroup, comm (96 bytes). */
+#define CTBPF_EVENT_VERSION 3
 
 /* What happened. Values are stable (they are written to files). */
 enum ctbpf_event_kind {
@@ -59,9 +60,10 @@ enum ctbpf_counter {
 	CTBPF_C__COUNT,
 };
 
-/* 72 bytes, naturally aligned, no implicit padding. Addresses and ports are in network
+/* 96 bytes, naturally aligned, no implicit padding. Addresses and ports are in network
  * byte order exactly as the kernel holds them; IPv4 uses the first 4 bytes of src/dst.
- * Layout version 1 was the first 64 bytes alone: new fields go at the end. */
+ * Layout version 1 was the first 64 bytes alone, version 2 the first 72: new fields go at
+ * the end. */
 struct ctbpf_event {
 	__u64 ts_ns;   /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
 	__u64 ct_id;   /* opaque, stable for the entry's lifetime: pairs insert with destroy; 0 for drop */
@@ -89,7 +91,15 @@ struct ctbpf_event {
 			  * 0 NONE, 1 SYN_SENT, 2 SYN_RECV, 3 ESTABLISHED, 4 FIN_WAIT, 5 CLOSE_WAIT,
 			  * 6 LAST_ACK, 7 TIME_WAIT, 8 CLOSE, 9 SYN_SENT2 */
 	__u8 state_valid; /* 1: ct_status (and tcp_state for TCP) were read; 0: not known */
-	__u32 _reserved;  /* 0 */
+	/* The local process that sent the packet (insert and drop of a locally originated
+	 * packet: it has a socket and no input interface), read where the packet is seen.
+	 * pid and comm only when the sending task is the one running (its network namespace
+	 * and cgroup are the socket's), else 0 and empty: forwarded, received or NATed
+	 * traffic has no local process, and a packet sent from softirq (a retransmission)
+	 * has none that can be named. */
+	__u32 pid;        /* thread group id (the pid `ps` shows); 0: no local process known */
+	__u64 cgroup;     /* cgroup v2 id of the sending socket (the cgroup directory's inode); 0: none */
+	char comm[16];    /* the task's name, NUL-padded */
 };
 
 #ifdef __cplusplus
@@ -97,12 +107,14 @@ struct ctbpf_event {
 #else
 #define CTBPF_ASSERT _Static_assert
 #endif
-CTBPF_ASSERT(sizeof(struct ctbpf_event) == 72, "ctbpf_event is a 72-byte wire format");
+CTBPF_ASSERT(sizeof(struct ctbpf_event) == 96, "ctbpf_event is a 96-byte wire format");
 CTBPF_ASSERT(__builtin_offsetof(struct ctbpf_event, src) == 32, "ctbpf_event layout changed");
 CTBPF_ASSERT(__builtin_offsetof(struct ctbpf_event, ct_status) == 64, "ctbpf_event layout changed");
 CTBPF_ASSERT(__builtin_offsetof(struct ctbpf_event, tcp_state) == 66, "ctbpf_event layout changed");
 CTBPF_ASSERT(__builtin_offsetof(struct ctbpf_event, state_valid) == 67, "ctbpf_event layout changed");
-CTBPF_ASSERT(__builtin_offsetof(struct ctbpf_event, _reserved) == 68, "ctbpf_event layout changed");
+CTBPF_ASSERT(__builtin_offsetof(struct ctbpf_event, pid) == 68, "ctbpf_event layout changed");
+CTBPF_ASSERT(__builtin_offsetof(struct ctbpf_event, cgroup) == 72, "ctbpf_event layout changed");
+CTBPF_ASSERT(__builtin_offsetof(struct ctbpf_event, comm) == 80, "ctbpf_event layout changed");
 #undef CTBPF_ASSERT
 
 #endif /* CTBPF_EVENT_H */

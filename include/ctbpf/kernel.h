@@ -112,14 +112,20 @@ BackendChoice choose_backend(const KernelFeatures& f, Backend requested);
 void require_privileges(bool need_setns);
 
 struct WatchedNetns {
-    std::string name;  // as given, or "self" for ctbpf's own namespace
+    std::string name;  // as given, or "self" for ctbpf's own namespace; --all-netns: its
+                       // `ip netns` name, else "pid N" of a process inside it
     uint32_t inum = 0;
     bool gone = false;  // deleted while watched (Session::forget_gone_namespaces)
+    std::string path{};  // what opens it now (NetnsFile); "" means `name` does
+    const std::string& spec() const { return path.empty() ? name : path; }
 };
 
 struct SessionOptions {
     Backend backend = Backend::Auto;
     std::vector<std::string> netns;  // names under /run/netns or paths; empty: our own
+    // Every network namespace on the host, those made later included (found when the
+    // kernel side sees a namespace made, and every few seconds); not with `netns`.
+    bool all_netns = false;
     size_t ring_bytes = 8u << 20;    // BPF ring buffer size (power of two, >= page size)
     size_t wakeup_bytes = 256u << 10;  // the kernel wakes the reader once this much waits
     bool verbose = false;            // libbpf's own messages on stderr
@@ -153,9 +159,16 @@ public:
     // The conntrack table of a watched namespace, read from its /proc/sys files (opened
     // inside that namespace). Nothing if `netns` is not watched or cannot be read.
     std::optional<TableState> table(uint32_t netns) const;
-    // Namespaces deleted since the last call (their name no longer leads to them): their
-    // links and files are released so they can go, their figures stay; returns them.
+    // Namespaces deleted since the last call (their name no longer leads to them; with
+    // all_netns: nothing on the host holds them any more): their links and files are
+    // released so they can go, their figures stay; returns them.
     std::vector<WatchedNetns> forget_gone_namespaces();
+    // all_netns: namespaces made since the last call, now watched (the tracepoint backend's
+    // hooks attached in them). Cheap when nothing changed: call every tick.
+    std::vector<WatchedNetns> discover_namespaces();
+    // Bumped whenever the watched namespaces change (one added, gone, renamed): caches of
+    // names keyed by inode (inodes are reused) go stale then.
+    uint64_t watched_generation() const;
 
     // Readable when the kernel woke the reader; also drain on a timer, since records are
     // submitted without a wake-up until a batch waits.

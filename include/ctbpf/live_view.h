@@ -20,6 +20,7 @@
 #include "ctbpf/kernel.h"
 #include "ctbpf/system.h"
 #include "ctbpf/table.h"
+#include "ctbpf/workload_top.h"
 
 namespace ctbpf {
 
@@ -43,6 +44,22 @@ struct DestRow {
     uint64_t drops = 0;
     uint32_t netns = 0;
     std::string netns_name;
+};
+
+// One workload (WorkloadTop): a namespace, a cgroup or a process, with its names.
+struct WorkloadRow {
+    WorkloadKind kind = WorkloadKind::Netns;
+    uint32_t netns = 0;
+    std::string netns_name;   // the namespace's label (WorkloadResolver), else its watched name
+    uint64_t cgroup = 0;      // cgroup v2 id; 0 for namespaces
+    std::string cgroup_path;  // "" when it could not be resolved
+    std::string workload;     // what the cgroup path says: container, pod, unit ("" unknown)
+    uint32_t pid = 0;
+    std::string comm;
+    uint64_t inserts = 0, drops = 0, early_drops = 0;
+    double rate_1s = 0, rate_10s = 0;
+    int64_t entries = -1;     // a namespace: its table's count; -1 elsewhere (not kept)
+    uint64_t activity_error = 0;
 };
 
 // A watched table as shown: the kernel's counts and the name the user gave its namespace.
@@ -87,6 +104,12 @@ struct LiveSnapshot {
     std::vector<Composition> composition;
     std::map<EntryClass, DurationHistogram> lifetimes;
     std::vector<std::string> composition_errors;  // a dump that failed, one line each
+    // Top workloads by namespace, cgroup and process (Observer::add_workloads), sorted as the
+    // sources are; the most activity any unlisted one of each kind can have had; inserts and
+    // drops that had no local process (forwarded, received, NATed, sent from softirq).
+    std::vector<WorkloadRow> workloads;
+    std::array<uint64_t, 3> workload_untracked_bound{};
+    uint64_t inserts_without_process = 0, drops_without_process = 0;
 };
 
 // Drop events delivered so far, by attribution (attribute_drop in observe.h). Counted as
@@ -116,6 +139,9 @@ struct ModelSource {
     std::function<bool(uint32_t netns)> is_gone;
     // Other namespaces whose table was full lately (from the kernel log); optional.
     std::function<std::vector<OtherNetnsIncident>()> other_incidents;
+    // The watched namespaces now, when they change while watching (--all-netns); optional:
+    // without it `watched` is fixed.
+    std::function<std::vector<WatchedNetns>()> watched_now;
 };
 
 ModelSource live_source(const Session& s);
@@ -154,6 +180,8 @@ nlohmann::json to_json(const Composition& c, uint64_t now_ns, uint64_t object_si
 nlohmann::json to_json(const DurationHistogram& h);
 nlohmann::json lifetimes_json(const std::map<EntryClass, DurationHistogram>& by_class);
 std::string to_text(const LiveSnapshot& s);
+// The workloads block of to_text: the first `per_kind` rows of each kind.
+std::string workloads_text(const LiveSnapshot& s, size_t per_kind);
 std::string sparkline(const std::array<uint32_t, 60>& v, size_t width);
 
 }  // namespace ctbpf

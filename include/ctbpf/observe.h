@@ -23,6 +23,8 @@
 #include "ctbpf/kernel.h"
 #include "ctbpf/live_view.h"
 #include "ctbpf/table.h"
+#include "ctbpf/workload.h"
+#include "ctbpf/workload_top.h"
 
 namespace ctbpf {
 
@@ -62,6 +64,7 @@ Backend parse_backend_option(const std::string& b);         // throws Error (exi
 
 struct ObserverOptions {
     std::vector<std::string> netns;
+    bool all_netns = false;  // every namespace on the host, those made later too
     std::string backend = "auto";
     size_t ring_bytes = 8u << 20;
     bool verbose = false;
@@ -94,6 +97,21 @@ public:
     Session& session() { return *session_; }
     const Session& session() const { return *session_; }
     const Aggregator& aggregator() const { return agg_; }
+    // Top workloads by namespace, cgroup and process (with aggregation).
+    const WorkloadTop& workloads() const { return workloads_; }
+    // Names of namespaces and cgroups. Refreshed (a scan of /proc, about 20 ms per thousand
+    // processes) at most every 5 s, and when the watched namespaces changed, from take() and
+    // refresh_names(): on the observer's thread between drains, never per event.
+    void refresh_names();
+    // A namespace's label ("ip netns c1", "docker 3f2a... (nginx 812)", "host"), else the name
+    // it is watched by, else its inode. Cached: cheap enough per event.
+    std::string netns_label(uint32_t inum);
+    // A cgroup's path ("" unknown) and what it says (container, pod, unit; "" unknown).
+    std::pair<std::string, std::string> cgroup_names(uint64_t id);
+    // Adds the top workloads to a snapshot taken from model() directly.
+    void add_workloads(LiveSnapshot& s, const ModelOptions& mo);
+    // Everything take() adds to model().take(): composition, workloads, namespace labels.
+    void enrich(LiveSnapshot& s, const ModelOptions& mo);
     const DropCounts& drops() const { return drops_; }
     // The start-up dump, one per watched namespace (empty if none was taken). Entries we
     // saw inserted before the dump ran are in the dump too; they are left out here, since
@@ -117,6 +135,7 @@ public:
 
 private:
     void on_record(std::span<const std::byte> rec);
+    void sync_sampler();
 
     EventSink sink_;
     bool aggregate_;
@@ -124,6 +143,12 @@ private:
     std::vector<Baseline> baselines_;
     std::optional<uint8_t> proto_;
     Aggregator agg_;
+    WorkloadTop workloads_;
+    WorkloadResolver names_{WorkloadResolver::Roots{.cgroup = cgroup2_mount()}};
+    uint64_t names_refreshed_ns_ = 0;
+    uint64_t names_generation_ = ~0ull;
+    std::unordered_map<uint32_t, std::string> netns_labels_;
+    std::unordered_map<uint64_t, std::pair<std::string, std::string>> cgroup_labels_;
     DropCounts drops_;
     std::unique_ptr<Session> session_;
     std::optional<DropAttribution> attribution_;

@@ -1,5 +1,5 @@
 // Recordings: what `ctbpf record` writes and `ctbpf report` reads. A versioned file header,
-// then checksummed, zstd-compressed frames of raw 72-byte events, once-a-second snapshots,
+// then checksummed, zstd-compressed frames of raw 96-byte events, once-a-second snapshots,
 // text markers, and an end frame on clean close. Every flushed frame survives a crash.
 // The byte layout is specified in docs/recording-format.md.
 #pragma once
@@ -24,8 +24,9 @@ namespace ctbpf {
 
 // The newest recording format this build reads and the one it writes. Version 2 added the
 // baseline frame and the slab object size; version 3 stores 72-byte events (event layout 2,
-// with the entry's state). Versions 1 and 2 (64-byte events) are still read.
-inline constexpr uint16_t kRecordingVersion = 3;
+// with the entry's state); version 4 96-byte events (event layout 3, with the local
+// process). Versions 1 and 2 (64-byte events) and 3 are still read.
+inline constexpr uint16_t kRecordingVersion = 4;
 
 struct RecordingHeader {
     uint16_t version = kRecordingVersion;  // as found by the reader; the writer writes its own
@@ -124,7 +125,7 @@ struct Frame {
     uint32_t count = 0;   // records in the frame
     uint64_t first_ts_ns = 0, last_ts_ns = 0;  // events: smallest and largest ts
     std::vector<std::byte> raw;  // the uncompressed payload; events: count records of record_size
-    size_t record_size = kEventRecordSize;  // Events: kEventRecordSizeV1 in files of event layout 1
+    size_t record_size = kEventRecordSize;  // Events: smaller in files of event layouts 1 and 2
     std::vector<Event> events;   // Events: decoded, in file order
     size_t undecodable = 0;      // Events: records decode_event rejected (newer kinds)
     Snapshot snapshot;           // Snapshot
@@ -132,7 +133,7 @@ struct Frame {
     EndSummary end;              // End
     Baseline baseline;           // Baseline: netns, by_source, total (seconds: not recorded)
 
-    // Record i as stored: record_size bytes (decode_event_v1 reads the older size).
+    // Record i as stored: record_size bytes (decode_event reads every layout by its size).
     std::span<const std::byte> record(size_t i) const {
         return std::span<const std::byte>(raw.data() + record_size * i, record_size);
     }

@@ -74,6 +74,11 @@ struct NetnsInfo {
 // left out. Without CAP_SYS_PTRACE only the caller's own processes' namespaces are seen
 // (the kernel checks ptrace access on /proc/PID/ns/net); the host's namespace is then known
 // only on 6.18+, by its fixed inode.
+// Where the cgroup v2 hierarchy is mounted: /sys/fs/cgroup on a unified host,
+// /sys/fs/cgroup/unified on a hybrid one (cgroup v1 controllers beside it); the first
+// cgroup2 mount in `proc`/self/mountinfo, else /sys/fs/cgroup.
+std::string cgroup2_mount(const std::string& proc = "/proc");
+
 class WorkloadResolver {
 public:
     struct Roots {

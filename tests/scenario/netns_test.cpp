@@ -4,6 +4,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <map>
+#include <ranges>
+#include <tuple>
 #include <fstream>
 #include <thread>
 
@@ -154,5 +157,203 @@ TEST_F(Namespaces, ADeletedNamespaceIsReportedGoneAndLetGo) {
     // Everything inserted before the deletion, and everything after in the namespace that
     // remains; the deleted one's entries die with it (destroys), nothing is lost.
     EXPECT_EQ(summary["kernel"]["insert"], 55 + 20);
+    EXPECT_EQ(summary["lost"], 0);
+}
+
+// --- --all-netns: every namespace on the host, named, with the cgroup and the process -----
+
+namespace {
+
+// A cgroup v2 directory of our own (under the cgroup2 mount: /sys/fs/cgroup, or
+// /sys/fs/cgroup/unified on a hybrid host), removed on destruction.
+struct TestCgroup {
+    std::string root, path;
+    explicit TestCgroup(const std::string& tag) {
+        root = sh_ok("findmnt -n -t cgroup2 -o TARGET | head -n 1");
+        root.erase(root.find_last_not_of('\n') + 1);
+        path = fmt::format("{}/ctbpf-t-{}-{}", root, tag, getpid());
+        sh_ok("mkdir -p " + path);
+    }
+    ~TestCgroup() {
+        // Its processes have exited by now; move any straggler out first.
+        sh(fmt::format("for p in $(cat {0}/cgroup.procs 2>/dev/null); do echo $p > {1}/cgroup.procs; done; rmdir {0}",
+                       path, root));
+    }
+    std::string rel() const { return path.substr(root.size()); }  // as /proc/PID/cgroup says
+};
+
+// The load generator inside `ns`, as a process of cgroup `cg`: the "container".
+json loadgen_in(const Netns& ns, const TestCgroup& cg, const std::string& args) {
+    return json::parse(sh_ok(fmt::format("sh -c 'echo $$ > {}/cgroup.procs; exec ip netns exec {} {} {}'", cg.path,
+                                         ns.name(), LOADGEN_BIN, args)));
+}
+
+// How many times ctbpf said it began watching the namespace of inode `inode` (a namespace
+// found while `ip netns add` runs is named by its process first; inodes are reused).
+size_t watch_lines(const std::string& err, uint64_t inode) {
+    size_t n = 0;
+    const std::string head = "ctbpf: watching network namespace ", tail = fmt::format(" ({})", inode);
+    for (const auto& part : err | std::views::split('\n')) {
+        const std::string l(part.begin(), part.end());
+        n += l.starts_with(head) && l.ends_with(tail);
+    }
+    return n;
+}
+
+// The last complete JSON line of a file.
+json last_snapshot(const std::string& file) {
+    const std::string out = sh(fmt::format("tail -n 2 {} | head -n 1", file)).out;  // the last may be partial
+    try {
+        return json::parse(out);
+    } catch (const std::exception&) {
+        return json();
+    }
+}
+
+const json* row_named(const json& rows, const std::string& key, const std::string& value) {
+    for (const auto& r : rows)
+        if (r.contains(key) && r[key].is_string() && r[key].get<std::string>().find(value) != std::string::npos) return &r;
+    return nullptr;
+}
+
+}  // namespace
+
+// Three "containers" made after ctbpf started: a namespace each, a process in a cgroup of
+// its own; one fills its table. watch --all-netns names the namespace, the cgroup and the
+// process, with the kernel's own counts; then one namespace is deleted and ctbpf goes on.
+TEST_F(Namespaces, AllNetnsNamesTheNamespaceCgroupAndProcessThatFillTheirTables) {
+    ConntrackMax max(300);
+    Background ct("watch --json --all-netns --interval 0.5 --composition-interval 0 --baseline off --top 50");
+    ASSERT_TRUE(ct.wait_err("watching netns", 20)) << ct.err();
+    Netns full("wl-full"), calm("wl-calm"), idle("wl-idle");
+    TestCgroup cg_full("full"), cg_calm("calm"), cg_idle("idle");
+    for (const Netns* ns : {&full, &calm, &idle})
+        ASSERT_TRUE(wait_until([&] { return watch_lines(ct.err(), inode_of(*ns)) > 0; }, std::chrono::seconds(15)))
+            << ct.err();
+    const auto b_full = full.stat(), b_calm = calm.stat(), b_idle = idle.stat();
+    loadgen_in(full, cg_full, "--src 127.0.1.1 --flows 500");
+    loadgen_in(calm, cg_calm, "--src 127.0.1.2 --flows 60");
+    loadgen_in(idle, cg_idle, "--src 127.0.1.3 --flows 7");
+    const auto a_full = full.stat(), a_calm = calm.stat(), a_idle = idle.stat();
+    // Inserts as the namespace's own `ct state new` rule counts them (new kernels no longer
+    // count `insert` in /proc/net/stat/nf_conntrack); drops as the kernel counts them.
+    const long long full_inserts = full.nft_new_counter(), full_drops = delta(b_full, a_full, "drop");
+    ASSERT_GT(full_drops, 0) << "the table never filled";
+    const std::string comm = std::string(LOADGEN_BIN).substr(std::string(LOADGEN_BIN).rfind('/') + 1).substr(0, 15);
+
+    json snap;
+    const json* ns_row = nullptr;
+    const bool settled = wait_until([&] {
+        snap = last_snapshot(ct.dir + "/out");
+        if (!snap.contains("workloads")) return false;
+        ns_row = row_named(snap["workloads"]["netns"], "netns_name", full.name());
+        return ns_row && (*ns_row)["inserts"] == full_inserts && (*ns_row)["drops"] == full_drops;
+    }, std::chrono::seconds(15));
+    ASSERT_TRUE(settled) << "kernel: " << full_inserts << " inserts, " << full_drops << " drops; "
+                         << (snap.contains("workloads") ? snap["workloads"].dump() : snap.dump().substr(0, 2000));
+    // Per namespace: the kernel's insert and drop deltas, and its table's count.
+    const json& w = snap["workloads"];
+    for (auto [ns, before, after] : {std::tuple{&calm, b_calm, a_calm}, std::tuple{&idle, b_idle, a_idle}}) {
+        const json* r = row_named(w["netns"], "netns_name", ns->name());
+        ASSERT_NE(r, nullptr) << ns->name() << " " << w["netns"].dump();
+        EXPECT_EQ((*r)["inserts"], ns->nft_new_counter()) << ns->name();
+        EXPECT_EQ((*r)["drops"], delta(before, after, "drop")) << ns->name();
+        EXPECT_EQ((*r)["entries"], ns->count()) << ns->name();
+    }
+    EXPECT_EQ((*ns_row)["entries"], full.count());
+    // The cgroup and the process behind them, exact (the namespaces' only senders).
+    const json* cg = row_named(w["cgroup"], "cgroup", cg_full.rel());
+    ASSERT_NE(cg, nullptr) << w["cgroup"].dump();
+    EXPECT_EQ((*cg)["inserts"], full_inserts);
+    EXPECT_EQ((*cg)["drops"], full_drops);
+    EXPECT_EQ((*cg)["netns_name"], full.name());
+    const json* proc = nullptr;
+    for (const auto& r : w["process"])
+        if (r["comm"] == comm && r["cgroup"] == cg_full.rel()) proc = &r;
+    ASSERT_NE(proc, nullptr) << w["process"].dump();
+    EXPECT_EQ((*proc)["inserts"], full_inserts);
+    EXPECT_EQ((*proc)["drops"], full_drops);
+    EXPECT_GT((*proc)["pid"].get<long long>(), 0);
+    // Ranked by drops or by rate, the noisy one comes first among the three.
+    const json* calm_cg = row_named(w["cgroup"], "cgroup", cg_calm.rel());
+    ASSERT_NE(calm_cg, nullptr);
+    EXPECT_EQ((*calm_cg)["inserts"], calm.nft_new_counter());
+
+    // One namespace deleted while ctbpf runs: said gone, the others still counted.
+    const uint64_t calm_inode = inode_of(calm);
+    sh_ok("ip netns del " + calm.name());
+    ASSERT_TRUE(ct.wait_err(fmt::format("({}) is gone", calm_inode), 15)) << ct.err();
+    loadgen_in(idle, cg_idle, "--src 127.0.1.3 --flows 5 --sport-base 30000");
+    const long long idle_total = idle.nft_new_counter();
+    EXPECT_TRUE(wait_until([&] {
+        snap = last_snapshot(ct.dir + "/out");
+        const json* r = snap.contains("workloads") ? row_named(snap["workloads"]["netns"], "netns_name", idle.name()) : nullptr;
+        return r && (*r)["inserts"] == idle_total;
+    }, std::chrono::seconds(10))) << snap.dump().substr(0, 2000);
+    EXPECT_EQ(sh(fmt::format("kill -0 {}", ct.pid)).status, 0) << "ctbpf exited: " << ct.err();
+}
+
+// Namespaces coming and going all day: 200 made and deleted while ctbpf runs. Each one's
+// inserts are all delivered, named; no file descriptor or link is kept for a gone one and
+// memory stays flat.
+TEST_F(Namespaces, TwoHundredNamespacesComeAndGoWithoutLeaks) {
+    Background ct("events --json --all-netns");
+    ASSERT_TRUE(ct.wait_err("watching netns", 20)) << ct.err();
+    auto rss_kib = [&] {
+        return std::stol(sh(fmt::format("awk '/VmRSS/ {{print $2}}' /proc/{}/status", ct.pid)).out);
+    };
+    auto fd_count = [&] { return std::stoi(sh(fmt::format("ls /proc/{}/fd | wc -l", ct.pid)).out); };
+    std::map<std::string, long long> sent;
+    std::map<uint64_t, size_t> seen;  // watch lines per inode so far
+    auto one = [&](int i) {
+        Netns ns(fmt::format("churn{}", i));
+        const uint64_t inode = inode_of(ns);
+        const size_t before = seen[inode];
+        ASSERT_TRUE(wait_until([&] { return watch_lines(ct.err(), inode) > before; }, std::chrono::seconds(15)))
+            << ns.name() << " (" << inode << ") never watched: " << ct.err().substr(ct.err().size() > 3000 ? ct.err().size() - 3000 : 0);
+        seen[inode] = before + 1;
+        loadgen(ns, "--src 127.0.1.1 --flows 3");
+        sent[std::to_string(inode)] += ns.nft_new_counter();  // inodes are reused: summed per inode
+    };
+    for (int i = 0; i < 20; ++i) one(i);
+    ASSERT_FALSE(HasFatalFailure());
+    // Warmed up (caches, the ring's pages): measure from here.
+    const long rss0 = rss_kib();
+    const int fds0 = fd_count();
+    for (int i = 20; i < 200; ++i) {
+        one(i);
+        ASSERT_FALSE(HasFatalFailure());
+    }
+    // Every namespace seen gone (the last one within a scan period): as many gone lines as
+    // watch lines, but for our own namespace.
+    auto count_of = [&](const std::string& what) {
+        const std::string e = ct.err();
+        size_t n = 0;
+        for (size_t at = e.find(what); at != std::string::npos; at = e.find(what, at + 1)) ++n;
+        return n;
+    };
+    EXPECT_TRUE(wait_until([&] { return count_of(") is gone") >= count_of("ctbpf: watching network namespace "); },
+                           std::chrono::seconds(15)))
+        << ct.err().substr(ct.err().size() > 2000 ? ct.err().size() - 2000 : 0);
+    const int fds1 = fd_count();
+    const long rss1 = rss_kib();
+    EXPECT_LE(fds1, fds0 + 2) << "file descriptors kept for gone namespaces";
+    EXPECT_LT(rss1 - rss0, 8 * 1024) << "resident memory grew from " << rss0 << " KiB to " << rss1 << " KiB";
+    std::printf("churn: fds %d -> %d, rss %ld -> %ld KiB\n", fds0, fds1, rss0, rss1);
+
+    const json summary = ct.stop();
+    std::map<std::string, long long> got;
+    size_t named = 0;
+    for (const auto& line : sh(fmt::format("cat {}/out", ct.dir)).out | std::views::split('\n')) {
+        const std::string l(line.begin(), line.end());
+        if (l.find("\"type\":\"insert\"") == std::string::npos) continue;
+        const json e = json::parse(l);
+        ++got[std::to_string(e["netns"].get<uint64_t>())];
+        named += e["netns_name"].get<std::string>().starts_with("ctbpf-t-churn");
+    }
+    for (const auto& [inode, n] : sent) EXPECT_EQ(got[inode], n) << "namespaces of inode " << inode;
+    // Named by their `ip netns` name (a namespace caught while `ip netns add` ran is named by
+    // its process until the next scan).
+    EXPECT_GT(named, 0u);
     EXPECT_EQ(summary["lost"], 0);
 }

@@ -45,7 +45,7 @@ constexpr size_t kOffTcpState = offsetof(ctbpf_event, tcp_state);
 constexpr size_t kOffStateValid = offsetof(ctbpf_event, state_valid);
 
 // The layout the decoder and recordings rely on.
-static_assert(sizeof(ctbpf_event) == 72);
+static_assert(sizeof(ctbpf_event) == 96);
 static_assert(sizeof(ctbpf_event) == ctbpf::kEventRecordSize);
 static_assert(offsetof(ctbpf_event, ts_ns) == 0);
 static_assert(offsetof(ctbpf_event, ct_id) == 8);
@@ -63,7 +63,9 @@ static_assert(kOffDst == 48);
 static_assert(kOffStatus == 64);  // layout version 1 ended here
 static_assert(kOffTcpState == 66);
 static_assert(kOffStateValid == 67);
-static_assert(offsetof(ctbpf_event, _reserved) == 68);
+static_assert(offsetof(ctbpf_event, pid) == 68);
+static_assert(offsetof(ctbpf_event, cgroup) == 72);
+static_assert(offsetof(ctbpf_event, comm) == 80);
 
 Address addr(std::string_view text) {
     auto a = Address::parse(text);
@@ -197,7 +199,8 @@ TEST(Decode, EncodeWritesWireLayoutInNetworkByteOrder) {
     EXPECT_EQ(raw.ct_status, 0x020e);
     EXPECT_EQ(raw.tcp_state, 7);
     EXPECT_EQ(raw.state_valid, 1);
-    EXPECT_EQ(raw._reserved, 0u);
+    EXPECT_EQ(raw.pid, 0u);
+    EXPECT_EQ(raw.cgroup, 0u);
     // Ports: big-endian on the wire, whatever the host is.
     EXPECT_EQ(raw.sport, htons(54321));
     EXPECT_EQ(raw.dport, htons(443));
@@ -256,10 +259,11 @@ TEST(Decode, RejectsWrongRecordSizes) {
 
     std::vector<std::byte> longer(rec.begin(), rec.end());
     longer.push_back(std::byte{0});
-    ASSERT_EQ(longer.size(), 73u);
+    ASSERT_EQ(longer.size(), 97u);
     EXPECT_FALSE(decode_event(longer).has_value());
 
-    EXPECT_FALSE(decode_event(std::span<const std::byte>(rec.data(), 71)).has_value());
+    EXPECT_FALSE(decode_event(std::span<const std::byte>(rec.data(), 95)).has_value());
+    EXPECT_FALSE(decode_event(std::span<const std::byte>(rec.data(), 72)).has_value());
     // The older 64-byte layout is only read where asked for (recordings of event version 1).
     EXPECT_FALSE(decode_event(std::span<const std::byte>(rec.data(), 64)).has_value());
     EXPECT_FALSE(decode_event(std::span<const std::byte>(rec.data(), 63)).has_value());
@@ -267,14 +271,42 @@ TEST(Decode, RejectsWrongRecordSizes) {
     EXPECT_FALSE(decode_event(std::span<const std::byte>(rec.data(), 0)).has_value());
     EXPECT_FALSE(decode_event(std::span<const std::byte>()).has_value());
 
-    std::vector<std::byte> twice(144, std::byte{0});
-    std::memcpy(twice.data(), rec.data(), 72);
-    std::memcpy(twice.data() + 72, rec.data(), 72);
+    std::vector<std::byte> twice(192, std::byte{0});
+    std::memcpy(twice.data(), rec.data(), 96);
+    std::memcpy(twice.data() + 96, rec.data(), 96);
     EXPECT_FALSE(decode_event(twice).has_value());
 
     EXPECT_FALSE(decode_event_v1(rec).has_value());
     EXPECT_FALSE(decode_event_v1(std::span<const std::byte>(rec.data(), 63)).has_value());
     EXPECT_FALSE(decode_event_v1(std::span<const std::byte>(rec.data(), 65)).has_value());
+}
+
+// ---------------------------------------------------------------- the local process
+
+TEST(Decode, ProcessRoundTripsAndOlderLayoutsReadWithout) {
+    Event e = ipv4_event();
+    e.kind = EventKind::Insert;
+    e.pid = 4242;
+    e.cgroup = 0x1234567890ull;
+    const char name[] = "curl\"x";
+    std::memcpy(e.comm.data(), name, sizeof name);
+    const auto rec = encode_event(e);
+    auto d = decode_event(rec);
+    ASSERT_TRUE(d.has_value());
+    EXPECT_EQ(d->pid, 4242u);
+    EXPECT_EQ(d->cgroup, 0x1234567890ull);
+    EXPECT_EQ(d->comm_view(), "curl\"x");
+    // Layout 2 (72 bytes) keeps the state, has no process; layout 1 (64) has neither.
+    auto v2 = ctbpf::decode_recorded_event(std::span<const std::byte>(rec.data(), ctbpf::kEventRecordSizeV2));
+    ASSERT_TRUE(v2.has_value());
+    EXPECT_EQ(v2->pid, 0u);
+    EXPECT_EQ(v2->cgroup, 0u);
+    EXPECT_EQ(v2->has_state, e.has_state);
+    auto v1 = ctbpf::decode_recorded_event(std::span<const std::byte>(rec.data(), ctbpf::kEventRecordSizeV1));
+    ASSERT_TRUE(v1.has_value());
+    EXPECT_FALSE(v1->has_state);
+    EXPECT_EQ(v1->pid, 0u);
+    EXPECT_FALSE(ctbpf::decode_recorded_event(std::span<const std::byte>(rec.data(), 80)).has_value());
 }
 
 // ---------------------------------------------------------------- entry state

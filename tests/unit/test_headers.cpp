@@ -22,6 +22,7 @@
 #include "ctbpf/table.h"
 #include "ctbpf/units.h"
 #include "ctbpf/workload.h"
+#include "ctbpf/workload_top.h"
 
 #include <filesystem>
 #include <set>
@@ -34,7 +35,7 @@ TEST(PublicHeaders, AllCompileTogetherAndAreListed) {
     const std::set<std::string> listed = {
         "aggregator.h", "baseline.h", "cidr.h",     "clock.h",   "composition.h", "decode.h",  "error.h",   "event.h",
         "export.h",     "fd.h",       "flat_map.h", "heavy_hitters.h", "incident.h", "kernel.h",
-        "live_view.h",  "netns.h",    "observe.h",  "recording.h", "system.h", "table.h",  "units.h",   "workload.h"};
+        "live_view.h",  "netns.h",    "observe.h",  "recording.h", "system.h", "table.h",  "units.h",   "workload.h", "workload_top.h"};
     std::set<std::string> found;
     for (const auto& e : std::filesystem::directory_iterator(CTBPF_INCLUDE_DIR "/ctbpf"))
         found.insert(e.path().filename().string());

@@ -390,7 +390,7 @@ TEST_F(Recording, RejectsForeignEmptyAndNewerFiles) {
     store(file("newer"), data);
     EXPECT_EQ(error_of(file("newer")),
               "reading recording " + file("newer") +
-                  ": recording format version 99 is newer than this ctbpf supports (3)");
+                  ": recording format version 99 is newer than this ctbpf supports (4)");
 
     data = load(file("v.ctrec"));
     data[60] ^= 1;  // inside the metadata block
@@ -737,7 +737,14 @@ std::string hand_old_recording(uint16_t version, const std::vector<Event>& event
     f += meta;
     le(f, crc_of(f), 4);
     std::string payload;
-    for (const Event& e : events) payload += layout1_record(e);
+    for (const Event& e : events) {
+        if (event_version == 2 && event_size == 72) {  // layout 2: today's record without the process
+            const auto r = encode_event(e);
+            payload.append(reinterpret_cast<const char*>(r.data()), 72);
+        } else {
+            payload += layout1_record(e);
+        }
+    }
     f += hand_frame(1, 0, payload, uint32_t(events.size()), events.front().ts_ns, events.back().ts_ns);
     std::string end;
     le(end, 2000 * kSec, 8);
@@ -799,11 +806,35 @@ TEST_F(Recording, EventSizeMustMatchTheEventLayout) {
         << error_of(file("b.ctrec"));
     store(file("c.ctrec"), hand_old_recording(2, one, 1, 0));
     EXPECT_NE(error_of(file("c.ctrec")).find("unsupported event record size 0"), std::string::npos);
-    // A new file: format 3, event layout 2, 72-byte records carrying the state.
+    // A new file: format 4, event layout 3, 96-byte records carrying the state and the process.
     const std::string data = load(write_sample("new.ctrec"));
     EXPECT_EQ(uint8_t(data[8]), kRecordingVersion);
     EXPECT_EQ(uint8_t(data[48]), CTBPF_EVENT_VERSION);
-    EXPECT_EQ(uint8_t(data[50]), 72);
+    EXPECT_EQ(uint8_t(data[50]), 96);
+}
+
+// Format 3 files (72-byte events of layout 2, before the process) still read: the state as
+// written, no process.
+TEST_F(Recording, Format3With72ByteEventsStillReads) {
+    std::vector<Event> sent;
+    for (uint32_t i = 0; i < 5; ++i) {
+        Event e = make_event(i);
+        e.has_state = true;
+        e.ct_status = 0x000e;
+        e.pid = 77;  // not in layout 2: must not come back
+        sent.push_back(e);
+    }
+    store(file("f3.ctrec"), hand_old_recording(3, sent, 2, 72));
+    ReadBack rb = read_all(file("f3.ctrec"));
+    ASSERT_EQ(rb.frames.size(), 2u);
+    const Frame& f = rb.frames[0];
+    EXPECT_EQ(f.record_size, 72u);
+    ASSERT_EQ(f.events.size(), sent.size());
+    for (const Event& got : f.events) {
+        EXPECT_TRUE(got.has_state);
+        EXPECT_EQ(got.ct_status, 0x000e);
+        EXPECT_EQ(got.pid, 0u);
+    }
 }
 
 // A version 1 file's truncations are still told apart from foreign files.

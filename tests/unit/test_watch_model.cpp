@@ -24,7 +24,7 @@ struct Fake {
                                    if (t.netns == netns) return t;
                                return std::nullopt;
                            },
-                           [this] { return now; }, {}, [this] { return others; }};
+                           [this] { return now; }, {}, [this] { return others; }, {}};
     }
     std::vector<OtherNetnsIncident> others;
 };

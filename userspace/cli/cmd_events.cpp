@@ -81,17 +81,29 @@ int cmd_events(const EventsArgs& a) {
     ObserverOptions oo;
     oo.backend = a.backend;
     oo.netns = a.netns;
+    oo.all_netns = a.all_netns;
     oo.ring_bytes = a.ring_mib << 20;
     oo.verbose = a.verbose;
     // As watch: the summary's per-source entries then include what the table already held.
     oo.baseline = "auto";
     // The recordings' own pairing of the two clocks (events carry CLOCK_MONOTONIC).
     const int64_t mono_to_wall = host_header().mono_to_wall_ns;
+    // Names come from caches the observer refreshes between drains (never per event); the
+    // sink runs only once `obs` exists (events are delivered by drain()).
+    Observer* self = nullptr;
+    EventNames names;
     Observer obs(oo, [&](const Event& e, EventRecordView) {
         const int64_t wall = static_cast<int64_t>(e.ts_ns) + mono_to_wall;
-        if (a.json) format_event_json(out, e, reason_name(e.reason), wall);
-        else format_event_text(out, e, reason_name(e.reason), wall);
+        EventNames* n = nullptr;
+        if (self) {
+            names.netns_name = self->netns_label(e.netns);
+            names.cgroup = self->cgroup_names(e.cgroup).first;
+            n = &names;
+        }
+        if (a.json) format_event_json(out, e, reason_name(e.reason), wall, n);
+        else format_event_text(out, e, reason_name(e.reason), wall, n);
     });
+    self = &obs;
     Session& s = obs.session();
     fmt::print(stderr, "{}\n", watching_line(s));
 
@@ -100,6 +112,7 @@ int cmd_events(const EventsArgs& a) {
     if (duration) lo.duration = std::chrono::milliseconds(static_cast<int64_t>(*duration * 1000));
     bool reader_gone = false;
     run_loop(s, lo, [&] {
+        obs.refresh_names();
         if (!flush(out)) reader_gone = true;
         return !reader_gone;
     });

@@ -140,6 +140,7 @@ int cmd_export(const ExportArgs& a) {
         block_stop_signals();
         ObserverOptions oo;
         oo.netns = a.netns;
+        oo.all_netns = a.all_netns;
         oo.aggregate = false;
         if (metric == Metric::Entries) oo.baseline = "auto";  // as a recording would have it
         Observer obs(oo, [&](const Event& e, EventRecordView) { c.add(e); });

@@ -91,6 +91,7 @@ int cmd_record(const RecordArgs& a) {
     ObserverOptions oo;
     oo.backend = a.backend;
     oo.netns = a.netns;
+    oo.all_netns = a.all_netns;
     oo.ring_bytes = a.ring_mib << 20;
     oo.aggregate = false;
     // Like watch: what the table held before recording began, so that reports, exports and

@@ -24,6 +24,7 @@ int cmd_serve(const ServeArgs& a) {
                            "source addresses (see README, \"Exposing ctbpf serve\")\n", server.address());
     ObserverOptions oo;
     oo.netns = a.netns;
+    oo.all_netns = a.all_netns;
     oo.backend = a.backend;
     oo.baseline = a.baseline;
     oo.capacity = a.capacity;

@@ -204,6 +204,7 @@ int cmd_watch(const WatchArgs& a) {
     block_stop_signals();
     ObserverOptions oo;
     oo.netns = a.netns;
+    oo.all_netns = a.all_netns;
     oo.backend = a.backend;
     oo.proto = a.proto;
     oo.baseline = a.baseline;
@@ -212,7 +213,7 @@ int cmd_watch(const WatchArgs& a) {
     oo.composition = a.composition_interval_s > 0;
     oo.composition_interval_s = a.composition_interval_s;
     Observer obs(oo);
-    View view(a, mo, obs.model(), obs.aggregator(), obs.drops(), [&obs](LiveSnapshot& s) { obs.add_composition(s); });
+    View view(a, mo, obs.model(), obs.aggregator(), obs.drops(), [&obs, &mo](LiveSnapshot& s) { obs.enrich(s, mo); });
     if (!view.full_screen()) fmt::print(stderr, "{}\n", watching_line(obs.session()));
     run_loop(obs.session(), LoopOptions{}, [&] { return view.tick(); });
     return 0;

@@ -15,6 +15,7 @@ inline constexpr const char* kVersion = CTBPF_VERSION;
 struct EventsArgs {
     bool json = false;
     std::vector<std::string> netns;
+    bool all_netns = false;  // every network namespace on the host, later ones too
     std::string duration;  // "" until stopped; "30", "30s", "5m" (parse_duration_option)
     std::string backend = "auto";
     size_t top = 20;
@@ -28,6 +29,7 @@ struct WatchArgs {
     bool json = false, once = false;
     size_t count = 0;  // 0: until stopped
     std::vector<std::string> netns;
+    bool all_netns = false;  // every network namespace on the host, later ones too
     std::string backend = "auto", cidr, proto, sort = "rate", baseline = "auto";
     size_t top = 20;
     size_t capacity = 1 << 16;  // sources tracked at most
@@ -41,6 +43,7 @@ struct RecordArgs {
     std::string duration, max_size, rotate, pre = "60s", post = "60s";
     size_t keep = 5;
     std::vector<std::string> triggers, netns;
+    bool all_netns = false;
     std::string backend = "auto";
     size_t ring_mib = 8;
 };
@@ -55,6 +58,7 @@ struct ExportArgs {
     std::string file, format = "folded", metric = "inserts", by, output, diff, duration;
     bool live = false;
     std::vector<std::string> netns;
+    bool all_netns = false;  // every network namespace on the host, later ones too
 };
 
 struct ServeArgs {
@@ -63,6 +67,7 @@ struct ServeArgs {
     double interval_s = 1;
     std::string duration;  // as EventsArgs::duration
     std::vector<std::string> netns;
+    bool all_netns = false;  // every network namespace on the host, later ones too
     std::string backend = "auto", baseline = "auto";
     size_t capacity = 1 << 16;
     double composition_interval_s = 10;  // 0: no composition dumps

@@ -7,6 +7,8 @@
 
 #include <iterator>
 
+#include <nlohmann/json.hpp>
+
 namespace ctbpf::cli {
 
 namespace {
@@ -35,7 +37,14 @@ std::string iso8601_us(int64_t wall_ns) {
 // Events that carry the entry's state (not drops, nor events of recordings made before the
 // state was recorded) add "state" and "status" (ct->status's low 16 bits, hex) after the
 // fields every event has.
-void format_event_json(fmt::memory_buffer& out, const Event& e, std::string_view reason, int64_t wall_ns) {
+namespace {
+std::string json_str(std::string_view v) {
+    return nlohmann::json(std::string(v)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+}  // namespace
+
+void format_event_json(fmt::memory_buffer& out, const Event& e, std::string_view reason, int64_t wall_ns,
+                       const EventNames* names) {
     fmt::format_to(std::back_inserter(out),
                    R"({{"type":"{}","ts_ns":{},"ts_wall":"{}","cpu":{},"netns":{},"zone":{},"family":"{}",)"
                    R"("proto":"{}","src":"{}","dst":"{}","sport":{},"dport":{},"reason":"{}")",
@@ -43,22 +52,36 @@ void format_event_json(fmt::memory_buffer& out, const Event& e, std::string_view
                    proto_name(e.proto), e.src.to_string(), e.dst.to_string(), e.sport, e.dport, reason);
     if (e.has_state)
         fmt::format_to(std::back_inserter(out), R"(,"state":"{}","status":"0x{:04x}")", state_name(e), e.ct_status);
+    if (names) {
+        fmt::format_to(std::back_inserter(out), R"(,"netns_name":{})", json_str(names->netns_name));
+        if (e.kind == EventKind::Insert || e.kind == EventKind::Drop)
+            fmt::format_to(std::back_inserter(out), R"(,"pid":{},"comm":{},"cgroup":{},"cgroup_id":{})", e.pid,
+                           json_str(e.comm_view()), json_str(names->cgroup), e.cgroup);
+    }
     fmt::format_to(std::back_inserter(out), "}}\n");
 }
 
 // The state goes last, so the fields before it keep their places.
-void format_event_text(fmt::memory_buffer& out, const Event& e, std::string_view reason, int64_t wall_ns) {
+void format_event_text(fmt::memory_buffer& out, const Event& e, std::string_view reason, int64_t wall_ns,
+                       const EventNames* names) {
     fmt::format_to(std::back_inserter(out), "{} {:>17.6f} {:<13} {:<6} {}:{} -> {}:{} netns={} zone={} cpu={}{}{}",
                    iso8601_us(wall_ns), static_cast<double>(e.ts_ns) / 1e9, kind_name(e.kind), proto_name(e.proto),
                    e.src.to_string(), e.sport, e.dst.to_string(), e.dport, e.netns, e.zone, e.cpu,
                    reason.empty() ? "" : " ", reason);
     if (e.has_state) fmt::format_to(std::back_inserter(out), " state={}", state_name(e));
+    if (e.pid) fmt::format_to(std::back_inserter(out), " pid={} comm={}", e.pid, e.comm_view());
+    if (names && !names->cgroup.empty()) fmt::format_to(std::back_inserter(out), " cgroup={}", names->cgroup);
+    if (names && !names->netns_name.empty() && names->netns_name != std::to_string(e.netns))
+        fmt::format_to(std::back_inserter(out), " netns_name={}", names->netns_name);
     fmt::format_to(std::back_inserter(out), "\n");
 }
 
 std::string watching_line(const Session& s) {
     std::string names;
-    for (const auto& w : s.watched()) names += fmt::format("{}{}({})", names.empty() ? "" : ", ", w.name, w.inum);
+    if (s.watched().size() > 8)
+        names = fmt::format("{} namespaces ({}, {}, ...)", s.watched().size(), s.watched()[0].name, s.watched()[1].name);
+    else
+        for (const auto& w : s.watched()) names += fmt::format("{}{}({})", names.empty() ? "" : ", ", w.name, w.inum);
     return fmt::format("ctbpf: watching netns {} with backend {} ({}); Ctrl-C to stop", names,
                        backend_name(s.choice().backend), s.choice().why);
 }

@@ -17,8 +17,17 @@ namespace ctbpf::cli {
 
 // Appends one event as an NDJSON line (with --json) or a human line. `wall_ns` is the
 // event's CLOCK_REALTIME time (ts_ns + the session's or recording's mono_to_wall_ns).
-void format_event_json(fmt::memory_buffer& out, const Event& e, std::string_view reason, int64_t wall_ns);
-void format_event_text(fmt::memory_buffer& out, const Event& e, std::string_view reason, int64_t wall_ns);
+// `names` (live, or a recording read on the host it was made on) adds the namespace's and the
+// cgroup's names: "netns_name", and for inserts and drops "pid", "comm", "cgroup" (its path,
+// "" unknown) and "cgroup_id" (0 and "" when the packet had no local process).
+struct EventNames {
+    std::string netns_name;
+    std::string cgroup;
+};
+void format_event_json(fmt::memory_buffer& out, const Event& e, std::string_view reason, int64_t wall_ns,
+                       const EventNames* names = nullptr);
+void format_event_text(fmt::memory_buffer& out, const Event& e, std::string_view reason, int64_t wall_ns,
+                       const EventNames* names = nullptr);
 // "2026-11-30T12:34:56.123456Z": ISO 8601, UTC, microseconds (what logs are matched by).
 std::string iso8601_us(int64_t wall_ns);
 

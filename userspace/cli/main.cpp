@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
     events->add_flag("--json", ev.json, "one JSON object per line (NDJSON)");
     events->add_option("--netns", ev.netns, "network namespace to watch: a name under /run/netns or a path "
                                             "(repeatable; default: ctbpf's own)");
+    events->add_flag("--all-netns", ev.all_netns, "every network namespace on the host, those made later too (not with --netns)");
     events->add_option("--duration", ev.duration, "stop after this long: 30, 30s, 5m, 2h (default: until Ctrl-C/SIGTERM)");
     events->add_option("--backend", ev.backend, "attach method: auto, fentry, kprobe or tracepoint")
         ->check(CLI::IsMember({"auto", "fentry", "kprobe", "tracepoint"}));
@@ -37,6 +38,7 @@ int main(int argc, char** argv) {
     watch->add_flag("--once", wa.once, "print one snapshot (after one interval) and exit");
     watch->add_option("--count", wa.count, "exit after N snapshots")->check(CLI::PositiveNumber);
     watch->add_option("--netns", wa.netns, "network namespace to watch (repeatable; default: ctbpf's own)");
+    watch->add_flag("--all-netns", wa.all_netns, "every network namespace on the host, those made later too (not with --netns)");
     watch->add_option("--backend", wa.backend, "attach method: auto, fentry, kprobe or tracepoint")
         ->check(CLI::IsMember({"auto", "fentry", "kprobe", "tracepoint"}));
     watch->add_option("--cidr", wa.cidr, "only sources inside this prefix (e.g. 10.0.0.0/8)");
@@ -65,6 +67,7 @@ int main(int argc, char** argv) {
     record->add_option("--rotate", ra.rotate, "start a new file at this size, keeping --keep old ones");
     record->add_option("--keep", ra.keep, "rotated files kept (FILE.1 ... FILE.N)")->check(CLI::Range(1, 1000));
     record->add_option("--netns", ra.netns, "network namespace to watch (repeatable)");
+    record->add_flag("--all-netns", ra.all_netns, "every network namespace on the host, those made later too (not with --netns)");
     record->add_option("--backend", ra.backend, "attach method")->check(CLI::IsMember({"auto", "fentry", "kprobe", "tracepoint"}));
     record->add_option("--ring-mib", ra.ring_mib, "BPF ring buffer size in MiB (power of two)")->check(CLI::Range(1, 1024));
 
@@ -89,6 +92,7 @@ int main(int argc, char** argv) {
     exp->add_flag("--live", ex.live, "capture now instead of reading a file");
     exp->add_option("--duration", ex.duration, "with --live: how long: 30, 30s, 5m (default 10s)");
     exp->add_option("--netns", ex.netns, "with --live: network namespace to watch (repeatable)");
+    exp->add_flag("--all-netns", ex.all_netns, "with --live: every network namespace on the host (not with --netns)");
 
     StatusArgs st;
     auto* status = app.add_subcommand("status", "one-shot health report of the conntrack table, with advice; "
@@ -106,6 +110,7 @@ int main(int argc, char** argv) {
     serve->add_option("--interval", sv.interval_s, "seconds between snapshots")->check(CLI::Range(0.1, 60.0));
     serve->add_option("--duration", sv.duration, "stop after this long: 30, 30s, 5m, 2h (default: until Ctrl-C/SIGTERM)");
     serve->add_option("--netns", sv.netns, "network namespace to watch (repeatable; default: ctbpf's own)");
+    serve->add_flag("--all-netns", sv.all_netns, "every network namespace on the host, those made later too (not with --netns)");
     serve->add_option("--backend", sv.backend, "attach method: auto, fentry, kprobe or tracepoint")
         ->check(CLI::IsMember({"auto", "fentry", "kprobe", "tracepoint"}));
     serve->add_option("--baseline", sv.baseline, "count entries that predate ctbpf (one netlink dump): auto, on, off")

@@ -79,6 +79,7 @@ size_t AddressHash::operator()(const Address& a) const noexcept {
 
 static_assert(sizeof(ctbpf_event) == kEventRecordSize);
 static_assert(offsetof(ctbpf_event, ct_status) == kEventRecordSizeV1, "layout 1 is a prefix of today's");
+static_assert(offsetof(ctbpf_event, cgroup) == kEventRecordSizeV2, "layout 2 is a prefix of today's");
 
 std::string state_name(const Event& e) {
     if (!e.has_state) return "";
@@ -98,7 +99,7 @@ namespace {
 
 // Decodes the first 64 bytes, common to every layout version; `raw` is zero past them
 // when the record was shorter.
-std::optional<Event> decode_raw(const ctbpf_event& raw, bool with_state) {
+std::optional<Event> decode_raw(const ctbpf_event& raw, bool with_state, bool with_process) {
     if (raw.kind < CTBPF_EV_INSERT || raw.kind > CTBPF_EV_DESTROY) return std::nullopt;
     if (raw.family != AF_INET && raw.family != AF_INET6 && raw.family != 0) return std::nullopt;
     if (raw.reason > CTBPF_R_NO_ENTRY) return std::nullopt;
@@ -122,6 +123,11 @@ std::optional<Event> decode_raw(const ctbpf_event& raw, bool with_state) {
         e.ct_status = raw.ct_status;
         e.tcp_state = raw.tcp_state;
     }
+    if (with_process) {
+        e.pid = raw.pid;
+        e.cgroup = raw.cgroup;
+        std::memcpy(e.comm.data(), raw.comm, e.comm.size());
+    }
     return e;
 }
 
@@ -129,16 +135,20 @@ std::optional<Event> decode_raw(const ctbpf_event& raw, bool with_state) {
 
 std::optional<Event> decode_event(std::span<const std::byte> record) {
     if (record.size() != sizeof(ctbpf_event)) return std::nullopt;
-    ctbpf_event raw;
-    std::memcpy(&raw, record.data(), sizeof raw);
-    return decode_raw(raw, true);
+    return decode_recorded_event(record);
+}
+
+std::optional<Event> decode_recorded_event(std::span<const std::byte> record) {
+    const size_t n = record.size();
+    if (n != sizeof(ctbpf_event) && n != kEventRecordSizeV2 && n != kEventRecordSizeV1) return std::nullopt;
+    ctbpf_event raw{};
+    std::memcpy(&raw, record.data(), n);
+    return decode_raw(raw, n >= kEventRecordSizeV2, n == sizeof(ctbpf_event));
 }
 
 std::optional<Event> decode_event_v1(std::span<const std::byte> record) {
     if (record.size() != kEventRecordSizeV1) return std::nullopt;
-    ctbpf_event raw{};
-    std::memcpy(&raw, record.data(), kEventRecordSizeV1);
-    return decode_raw(raw, false);
+    return decode_recorded_event(record);
 }
 
 EventRecord encode_event(const Event& e) {
@@ -161,6 +171,9 @@ EventRecord encode_event(const Event& e) {
         raw.tcp_state = e.tcp_state;
         raw.state_valid = 1;
     }
+    raw.pid = e.pid;
+    raw.cgroup = e.cgroup;
+    std::memcpy(raw.comm, e.comm.data(), sizeof raw.comm);
     EventRecord out;
     std::memcpy(out.data(), &raw, sizeof raw);
     return out;

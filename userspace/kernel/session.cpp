@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <climits>
 #include <cstdarg>
 #include <cstdio>
@@ -93,6 +94,11 @@ struct Session::Impl {
         UniqueFd count, buckets;
     };
     std::vector<PerNetns> per_netns;
+    bool all_netns = false;
+    uint64_t generation = 0;
+    bool netns_signal = false;       // the kernel side says when a namespace may be new
+    uint64_t netns_created_seen = ~0ull;
+    std::chrono::steady_clock::time_point next_scan{};
     std::vector<LinkPtr>* link_sink = &links;  // where attach_netfilter puts new links
     UniqueFd max_fd;
 
@@ -208,11 +214,69 @@ struct Session::Impl {
         if (!max_fd) max_fd.reset(open("/proc/sys/net/netfilter/nf_conntrack_max", O_RDONLY | O_CLOEXEC));
     }
 
-    void watch(const std::string& name, uint32_t inum) {
+    void watch(const std::string& name, uint32_t inum, const std::string& path = "") {
         const __u8 one = 1;
         if (bpf_map__update_elem(skel->maps.watched_netns, &inum, sizeof inum, &one, sizeof one, BPF_ANY) != 0)
             throw_errno("registering a watched network namespace", errno);
-        watched.push_back({name, inum});
+        watched.push_back({name, inum, false, path});
+        ++generation;
+    }
+
+    // Attaches what is per namespace (the tracepoint backend's netfilter links, the sysctl
+    // files) inside `ns` and registers it. Returns false if it was watched already.
+    bool add_namespace(const NetnsFile& ns, const std::string& name, const std::string& path) {
+        // A namespace is its inode, not the name given: "nc1" twice, or "nc1" and
+        // /proc/PID/ns/net of a process in it, must not attach (and count) twice.
+        // (A gone namespace's inode may be reused by a new one: that one is watched afresh.)
+        if (std::any_of(watched.begin(), watched.end(),
+                        [&](const WatchedNetns& w) { return w.inum == ns.inum() && !w.gone; }))
+            return false;
+        PerNetns n;
+        n.inum = ns.inum();
+        {
+            NetnsEntry inside(ns);
+            link_sink = &n.links;
+            try {
+                if (choice.backend == Backend::Tracepoint) attach_tracepoint_backend_here();
+            } catch (...) {
+                link_sink = &links;
+                throw;
+            }
+            link_sink = &links;
+            open_table_files(n);
+        }
+        per_netns.push_back(std::move(n));
+        watch(name, ns.inum(), path);
+        return true;
+    }
+
+    // Lets a gone namespace die (its links and files hold it); the frees of its entries as it
+    // goes are still seen (it stays in watched_netns). Only the last kKeptGone gone ones are
+    // listed: hosts make and delete namespaces all day.
+    static constexpr size_t kKeptGone = 64;
+    void release(WatchedNetns& w) {
+        w.gone = true;
+        ++generation;
+        std::erase_if(per_netns, [&](const PerNetns& n) { return n.inum == w.inum; });
+        size_t gone = 0;
+        for (const auto& x : watched) gone += x.gone;
+        while (gone > kKeptGone) {
+            const auto old = std::find_if(watched.begin(), watched.end(), [](const WatchedNetns& x) { return x.gone; });
+            const uint32_t inum = old->inum;
+            watched.erase(old);
+            --gone;
+            if (std::none_of(watched.begin(), watched.end(), [&](const WatchedNetns& x) { return x.inum == inum; }))
+                bpf_map__delete_elem(skel->maps.watched_netns, &inum, sizeof inum, 0);
+        }
+    }
+
+    // --all-netns: what a namespace found on the host is called. Ours is "self" as without
+    // the option; others by their `ip netns` name, else by a process inside.
+    static std::string host_netns_name(const HostNetns& h, uint32_t self) {
+        if (h.inum == self) return "self";
+        if (!h.ip_name.empty()) return h.ip_name;
+        if (h.pid) return fmt::format("pid {}", h.pid);
+        return h.path;
     }
 };
 
@@ -222,7 +286,10 @@ Session::Session(const SessionOptions& opt, RecordHandler handler) : impl_(std::
     g_verbose = opt.verbose;
     libbpf_set_print(libbpf_log);
 
-    require_privileges(!opt.netns.empty());
+    if (opt.all_netns && !opt.netns.empty())
+        throw Error("--all-netns watches every network namespace: give it or --netns, not both", 2);
+    I.all_netns = opt.all_netns;
+    require_privileges(!opt.netns.empty() || opt.all_netns);
     const KernelFeatures features = probe_kernel();
     I.choice = choose_backend(features, opt.backend);
 
@@ -239,6 +306,11 @@ Session::Session(const SessionOptions& opt, RecordHandler handler) : impl_(std::
     I.skel->rodata->wakeup_bytes = static_cast<__u32>(std::min(opt.wakeup_bytes, opt.ring_bytes / 2));
     bpf_map__set_max_entries(I.skel->maps.events, static_cast<__u32>(opt.ring_bytes));
     I.select_programs(features);
+    if (I.all_netns) {
+        if (I.choice.backend != Backend::Tracepoint) I.skel->rodata->watch_all_netns = true;
+        bpf_program__set_autoload(I.skel->progs.tp_task_newtask, true);
+        bpf_program__set_autoload(I.skel->progs.tp_unshare_exit, true);
+    }
 
     if (ctbpf_bpf__load(I.skel.get()) != 0) {
         const int err = errno;
@@ -248,26 +320,25 @@ Session::Session(const SessionOptions& opt, RecordHandler handler) : impl_(std::
 
     // Namespaces: ours by default, else each one named, entered in turn and left again.
     // Only netfilter links are per namespace; every other hook is global and filters on
-    // the namespaces registered here.
+    // the namespaces registered here (or, --all-netns with a function backend, on none).
     const bool tracepoint = I.choice.backend == Backend::Tracepoint;
-    std::vector<std::string> specs = opt.netns;
-    if (specs.empty()) specs.push_back("self");
-    for (const auto& spec : specs) {
-        NetnsFile ns(spec);
-        // A namespace is its inode, not the name given: "nc1" twice, or "nc1" and
-        // /proc/PID/ns/net of a process in it, must not attach (and count) twice.
-        if (std::any_of(I.watched.begin(), I.watched.end(), [&](const WatchedNetns& w) { return w.inum == ns.inum(); }))
-            continue;
-        Impl::PerNetns& n = I.per_netns.emplace_back();
-        n.inum = ns.inum();
-        {
-            NetnsEntry inside(ns);
-            I.link_sink = &n.links;
-            if (tracepoint) I.attach_tracepoint_backend_here();
-            I.link_sink = &I.links;
-            I.open_table_files(n);
+    if (I.all_netns) {
+        const uint32_t self = NetnsFile("self").inum();
+        for (const HostNetns& h : list_host_netns()) {
+            try {
+                I.add_namespace(NetnsFile(h.path), Impl::host_netns_name(h, self), h.path);
+            } catch (const Error&) {
+                // gone between the scan and the attach: nothing to watch
+            }
         }
-        I.watch(ns.spec(), ns.inum());
+        I.next_scan = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    } else {
+        std::vector<std::string> specs = opt.netns;
+        if (specs.empty()) specs.push_back("self");
+        for (const auto& spec : specs) {
+            NetnsFile ns(spec);
+            I.add_namespace(ns, ns.spec(), "");
+        }
     }
 
     if (tracepoint) {
@@ -280,6 +351,19 @@ Session::Session(const SessionOptions& opt, RecordHandler handler) : impl_(std::
         I.attach_function_backend();
     }
 
+    if (I.all_netns) {
+        // Without either signal (a kernel without syscall tracepoints) the host is scanned
+        // every second instead.
+        I.netns_signal = true;
+        for (bpf_program* p : {I.skel->progs.tp_task_newtask, I.skel->progs.tp_unshare_exit}) {
+            LinkPtr l{bpf_program__attach(p)};
+            if (l)
+                I.links.push_back(std::move(l));
+            else
+                I.netns_signal = false;
+        }
+    }
+
     I.rb.reset(ring_buffer__new(bpf_map__fd(I.skel->maps.events), &detail::GuardedHandler::on_sample,
                                 I.handler.get(), nullptr));
     if (!I.rb) throw_errno("setting up the ring buffer reader", errno);
@@ -288,6 +372,7 @@ Session::Session(const SessionOptions& opt, RecordHandler handler) : impl_(std::
 Session::~Session() = default;
 
 const BackendChoice& Session::choice() const { return impl_->choice; }
+uint64_t Session::watched_generation() const { return impl_->generation; }
 const std::vector<WatchedNetns>& Session::watched() const { return impl_->watched; }
 int Session::epoll_fd() const { return ring_buffer__epoll_fd(impl_->rb.get()); }
 
@@ -321,6 +406,7 @@ std::optional<TableState> Session::table(uint32_t netns) const {
 
 std::vector<WatchedNetns> Session::forget_gone_namespaces() {
     std::vector<WatchedNetns> gone;
+    if (impl_->all_netns) return gone;  // discover_namespaces() sees them go
     for (auto& w : impl_->watched) {
         if (w.gone || w.name == "self") continue;
         // Gone when its name no longer leads to the same namespace: `ip netns del` removed
@@ -328,16 +414,64 @@ std::vector<WatchedNetns> Session::forget_gone_namespaces() {
         const std::string path = w.name.find('/') == std::string::npos ? "/run/netns/" + w.name : w.name;
         struct stat st {};
         if (stat(path.c_str(), &st) == 0 && static_cast<uint32_t>(st.st_ino) == w.inum) continue;
-        w.gone = true;
-        for (auto& n : impl_->per_netns)
-            if (n.inum == w.inum) {
-                n.links.clear();  // lets the namespace die; its entries' frees are still seen
-                n.count.reset();
-                n.buckets.reset();
-            }
         gone.push_back(w);
     }
+    for (const auto& g : gone)
+        for (auto& w : impl_->watched)
+            if (w.inum == g.inum && !w.gone) {
+                impl_->release(w);
+                break;
+            }
+    for (auto& g : gone) g.gone = true;
     return gone;
+}
+
+std::vector<WatchedNetns> Session::discover_namespaces() {
+    auto& I = *impl_;
+    std::vector<WatchedNetns> changed;
+    if (!I.all_netns) return changed;
+    const auto now = std::chrono::steady_clock::now();
+    const uint64_t made = I.skel->bss->netns_created;
+    // Scan when the kernel side saw a namespace made; and every 5 s (1 s without that
+    // signal), since nothing signals a namespace's end.
+    if (made == I.netns_created_seen && now < I.next_scan) return changed;
+    I.netns_created_seen = made;
+    I.next_scan = now + std::chrono::seconds(I.netns_signal ? 5 : 1);
+    const std::vector<HostNetns> host = list_host_netns();
+    const uint32_t self = NetnsFile("self").inum();
+    for (const HostNetns& h : host) {
+        auto it = std::find_if(I.watched.begin(), I.watched.end(),
+                               [&](const WatchedNetns& w) { return w.inum == h.inum && !w.gone; });
+        if (it != I.watched.end()) {
+            it->path = h.path;  // the process it was found by may have gone
+            // Found by the process making it (`ip netns add` unshares, then mounts): its name now.
+            if (!h.ip_name.empty() && it->name.rfind("pid ", 0) == 0) {
+                it->name = h.ip_name;
+                ++I.generation;
+            }
+            continue;
+        }
+        try {
+            if (I.add_namespace(NetnsFile(h.path), Impl::host_netns_name(h, self), h.path))
+                changed.push_back(I.watched.back());
+        } catch (const Error&) {
+            // gone between the scan and the attach
+        }
+    }
+    // Nothing on the host holds it any more (only our links did): let it go.
+    std::vector<uint32_t> gone;
+    for (const auto& w : I.watched)
+        if (!w.gone && std::none_of(host.begin(), host.end(), [&](const HostNetns& h) { return h.inum == w.inum; }))
+            gone.push_back(w.inum);
+    for (uint32_t inum : gone) {
+        auto it = std::find_if(I.watched.begin(), I.watched.end(),
+                               [&](const WatchedNetns& w) { return w.inum == inum && !w.gone; });
+        WatchedNetns g = *it;
+        g.gone = true;
+        I.release(*it);  // may drop old gone entries: `it` is not used after
+        changed.push_back(g);
+    }
+    return changed;
 }
 
 KernelTotals Session::totals() const {

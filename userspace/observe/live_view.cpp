@@ -11,8 +11,10 @@
 namespace ctbpf {
 
 ModelSource live_source(const Session& s) {
-    return ModelSource{std::string(backend_name(s.choice().backend)), s.watched(), [&s] { return s.totals(); },
-                       [&s](uint32_t netns) { return s.table(netns); }, [] { return monotonic_ns(); }};
+    ModelSource src{std::string(backend_name(s.choice().backend)), s.watched(), [&s] { return s.totals(); },
+                    [&s](uint32_t netns) { return s.table(netns); }, [] { return monotonic_ns(); }};
+    src.watched_now = [&s] { return s.watched(); };
+    return src;
 }
 
 LiveModel::LiveModel(ModelSource src, TableFacts facts, bool baseline, int64_t baseline_entries,
@@ -30,6 +32,7 @@ LiveSnapshot LiveModel::take(const Aggregator& agg, const DropCounts& drops, con
     snap.elapsed_s = static_cast<double>(now - start_ns_) / 1e9;
     snap.backend = s_.backend;
 
+    if (s_.watched_now) s_.watched = s_.watched_now();
     for (const auto& w : s_.watched) {
         TableRow r;
         r.netns = w.inum;
@@ -334,6 +337,33 @@ nlohmann::json to_json(const LiveSnapshot& s) {
         j["destinations"].push_back(
             {{"addr", d.addr.to_string()}, {"netns", d.netns}, {"netns_name", d.netns_name}, {"port", d.port},
              {"proto", proto_name(d.proto)}, {"drops", d.drops}});
+    json w = json::object();
+    for (WorkloadKind k : {WorkloadKind::Netns, WorkloadKind::Cgroup, WorkloadKind::Process}) {
+        json rows = json::array();
+        for (const auto& r : s.workloads) {
+            if (r.kind != k) continue;
+            json row = {{"netns", r.netns}, {"netns_name", r.netns_name}, {"inserts", r.inserts},
+                        {"insert_rate_1s", r.rate_1s}, {"insert_rate_10s", r.rate_10s}, {"drops", r.drops},
+                        {"early_drops", r.early_drops}, {"activity_error", r.activity_error}};
+            if (k == WorkloadKind::Netns) row["entries"] = r.entries;
+            if (k != WorkloadKind::Netns) {
+                row["cgroup_id"] = r.cgroup;
+                row["cgroup"] = r.cgroup_path;
+                row["workload"] = r.workload;
+            }
+            if (k == WorkloadKind::Process) {
+                row["pid"] = r.pid;
+                row["comm"] = r.comm;
+            }
+            rows.push_back(std::move(row));
+        }
+        w[std::string(workload_kind_name(k))] = std::move(rows);
+    }
+    w["untracked_bound"] = {{"netns", s.workload_untracked_bound[0]},
+                            {"cgroup", s.workload_untracked_bound[1]},
+                            {"process", s.workload_untracked_bound[2]}};
+    w["without_process"] = {{"inserts", s.inserts_without_process}, {"drops", s.drops_without_process}};
+    j["workloads"] = std::move(w);
     j["level"] = std::string(level_name(s.level));
     j["composition"] = json::array();
     for (const auto& c : s.composition) {
@@ -343,6 +373,38 @@ nlohmann::json to_json(const LiveSnapshot& s) {
     j["lifetimes"] = lifetimes_json(s.lifetimes);
     j["alerts"] = s.alerts;
     return j;
+}
+
+std::string workloads_text(const LiveSnapshot& s, size_t per_kind) {
+    if (s.workloads.empty()) return "";
+    fmt::memory_buffer b;
+    auto out = std::back_inserter(b);
+    for (WorkloadKind k : {WorkloadKind::Netns, WorkloadKind::Cgroup, WorkloadKind::Process}) {
+        size_t n = 0;
+        for (const auto& r : s.workloads) {
+            if (r.kind != k || n >= per_kind) continue;
+            if (n++ == 0)
+                fmt::format_to(out, "{:<47} {:>9} {:>9} {:>8} {:>9}\n",
+                               k == WorkloadKind::Netns    ? "NETWORK NAMESPACE"
+                               : k == WorkloadKind::Cgroup ? "CGROUP"
+                                                           : "PROCESS",
+                               "INS/S10", "INSERTS", "DROPS", k == WorkloadKind::Netns ? "ENTRIES" : "");
+            std::string name;
+            if (k == WorkloadKind::Netns) name = fmt::format("{} ({})", r.netns_name, r.netns);
+            else if (k == WorkloadKind::Cgroup)
+                name = r.workload.empty() ? (r.cgroup_path.empty() ? fmt::format("cgroup {}", r.cgroup) : r.cgroup_path)
+                                          : r.workload;
+            else
+                name = fmt::format("{} {} [{}]", r.comm, r.pid, r.workload.empty() ? r.netns_name : r.workload);
+            if (name.size() > 47) name = name.substr(0, 44) + "...";
+            fmt::format_to(out, "{:<47} {:>9.1f} {:>9} {:>8} {:>9}\n", name, r.rate_10s, r.inserts, r.drops,
+                           r.entries >= 0 ? std::to_string(r.entries) : std::string());
+        }
+    }
+    if (s.inserts_without_process || s.drops_without_process)
+        fmt::format_to(out, "(no local process: {} inserts, {} drops: forwarded, received or NATed traffic)\n",
+                       s.inserts_without_process, s.drops_without_process);
+    return fmt::to_string(b);
 }
 
 std::string to_text(const LiveSnapshot& s) {
@@ -384,6 +446,7 @@ std::string to_text(const LiveSnapshot& s) {
     for (const auto& d : s.destinations)
         fmt::format_to(out, "{:<39} {:>6} {:>6} {:>9}\n", where(d.addr, d.netns_name), d.port, proto_name(d.proto),
                        d.drops);
+    fmt::format_to(out, "{}", workloads_text(s, 5));
     return fmt::to_string(b);
 }
 

@@ -73,6 +73,14 @@ int run_loop(Session& s, const LoopOptions& opt, const std::function<bool()>& on
                 std::fprintf(stderr, "ctbpf: network namespace %s (%u) is gone: its figures up to now are kept\n",
                              g.name.c_str(), g.inum);
         }
+        // --all-netns: namespaces made (watched from now on) and gone since the last tick.
+        for (const auto& n : s.discover_namespaces()) {
+            if (n.gone)
+                std::fprintf(stderr, "ctbpf: network namespace %s (%u) is gone: its figures up to now are kept\n",
+                             n.name.c_str(), n.inum);
+            else
+                std::fprintf(stderr, "ctbpf: watching network namespace %s (%u)\n", n.name.c_str(), n.inum);
+        }
         if (!on_tick()) stop = true;
         if (stop) break;
     }

@@ -65,8 +65,9 @@ Backend parse_backend_option(const std::string& b) {
 // observer thread's events under one mutex.
 struct Observer::Sampler {
     struct Target {
-        std::string name;
+        std::string spec;  // what opens it
         uint32_t inum;
+        std::string name;
     };
     std::vector<Target> targets;
     double interval_s;
@@ -90,13 +91,18 @@ struct Observer::Sampler {
     void run(std::stop_token stop) {
         while (!stop.stop_requested()) {
             double spent = 0;
-            for (const auto& t : targets) {
+            std::vector<Target> now_targets;
+            {
+                std::lock_guard lock(mu);
+                now_targets = targets;
+            }
+            for (const auto& t : now_targets) {
                 if (stop.stop_requested()) return;
                 try {
                     const uint64_t now = monotonic_ns();
                     std::vector<uint64_t> keys;
                     Composition c = dump_composition(
-                        t.name,
+                        t.spec,
                         [this, &t, now](uint64_t key) {
                             std::lock_guard lock(mu);
                             return clocks.at(t.inum).age(key, now);
@@ -133,6 +139,7 @@ Observer::Observer(const ObserverOptions& o, EventSink sink)
     SessionOptions so;
     so.backend = parse_backend_option(o.backend);
     so.netns = o.netns;
+    so.all_netns = o.all_netns;
     so.ring_bytes = o.ring_bytes;
     so.verbose = o.verbose;
     session_ = std::make_unique<Session>(so, [this](std::span<const std::byte> rec) { on_record(rec); });
@@ -155,7 +162,7 @@ Observer::Observer(const ObserverOptions& o, EventSink sink)
         session_->drain();
         dumping_ = false;
         for (const auto& w : s.watched()) {
-            Baseline b = dump_baseline(w.name);
+            Baseline b = dump_baseline(w.spec());
             b.netns = w.inum;
             for (auto& [addr, n] : b.by_source) {
                 const SourceStats* seen = agg_.source(addr, w.inum);
@@ -176,17 +183,14 @@ Observer::Observer(const ObserverOptions& o, EventSink sink)
         sampler_ = std::make_shared<Sampler>();
         sampler_->interval_s = o.composition_interval_s;
         sampler_->top = 20;
-        for (const auto& w : s.watched()) {
-            sampler_->targets.push_back({w.name, w.inum});
-            sampler_->clocks.emplace(w.inum, EntryClock(sampler_->start_ns));
-        }
+        sync_sampler();
         sampler_->thread = std::jthread([sp = sampler_.get()](std::stop_token st) { sp->run(st); });
     }
     if (!o.model) return;
     // Timeouts and the slab object size, read once, inside the (first) watched namespace.
     TableFacts facts;
     try {
-        NetnsFile ns(s.watched().front().name);
+        NetnsFile ns(s.watched().front().spec());
         NetnsEntry inside(ns);
         facts = read_table_facts();
     } catch (const Error&) {
@@ -231,6 +235,7 @@ void Observer::on_record(std::span<const std::byte> rec) {
         reinterpret_cast<ctbpf_event*>(raw.data())->reason = static_cast<uint8_t>(e->reason);
     }
     if ((aggregate_ || dumping_) && (!proto_ || e->proto == *proto_)) agg_.add(*e);
+    if (aggregate_ && !dumping_) workloads_.add(*e);
     if (sampler_) sampler_->on_event(*e);
     if (sink_) sink_(*e, EventRecordView(raw));
 }
@@ -250,10 +255,119 @@ LiveModel& Observer::model() {
     return *model_;
 }
 
+// The sampler dumps what is watched now: namespaces found later (--all-netns) are added,
+// gone ones dropped (their last composition stays until replaced).
+void Observer::sync_sampler() {
+    if (!sampler_) return;
+    std::lock_guard lock(sampler_->mu);
+    std::vector<Sampler::Target> targets;
+    for (const auto& w : session_->watched()) {
+        if (w.gone) continue;
+        targets.push_back({w.spec(), w.inum, w.name});
+        sampler_->clocks.try_emplace(w.inum, EntryClock(sampler_->start_ns));
+    }
+    // A gone namespace's clock goes with it: namespaces come and go all day.
+    std::erase_if(sampler_->clocks, [&](const auto& kv) {
+        return std::none_of(targets.begin(), targets.end(), [&](const Sampler::Target& t) { return t.inum == kv.first; });
+    });
+    sampler_->targets = std::move(targets);
+}
+
 LiveSnapshot Observer::take(const ModelOptions& mo) {
     LiveSnapshot snap = model().take(agg_, drops_, mo);
-    add_composition(snap);
+    enrich(snap, mo);
     return snap;
+}
+
+void Observer::enrich(LiveSnapshot& snap, const ModelOptions& mo) {
+    sync_sampler();
+    add_composition(snap);
+    add_workloads(snap, mo);
+    // --all-netns names namespaces by what holds them, which the session does not know.
+    if (session_->watched().size() > 1) {
+        for (auto& t : snap.tables) {
+            const bool gone = t.name.ends_with(" (gone)");
+            t.name = netns_label(t.netns) + (gone ? " (gone)" : "");
+        }
+        for (auto& r : snap.sources) r.netns_name = netns_label(r.netns);
+        for (auto& d : snap.destinations) d.netns_name = netns_label(d.netns);
+    }
+}
+
+void Observer::refresh_names() {
+    const uint64_t now = monotonic_ns();
+    const uint64_t gen = session_->watched_generation();
+    if (gen != names_generation_) netns_labels_.clear();  // a reused inode is another namespace
+    // The scan of /proc: every 5 s, and when namespaces came (a new one's holders).
+    if (names_refreshed_ns_ != 0 && (gen == names_generation_ || now - names_refreshed_ns_ < 200'000'000ull) &&
+        now - names_refreshed_ns_ < 5'000'000'000ull)
+        return;
+    names_generation_ = gen;
+    names_refreshed_ns_ = now;
+    names_.refresh();
+    netns_labels_.clear();
+    cgroup_labels_.clear();
+}
+
+std::string Observer::netns_label(uint32_t inum) {
+    if (const auto it = netns_labels_.find(inum); it != netns_labels_.end()) return it->second;
+    if (names_refreshed_ns_ == 0) refresh_names();
+    std::string label;
+    for (const auto& w : session_->watched())
+        if (w.inum == inum) label = w.name;
+    // A name the user gave (--netns, ip netns) stays; a namespace found by --all-netns is
+    // named by what holds it.
+    if (const auto n = names_.netns(inum); n && (label.empty() || label.rfind("pid ", 0) == 0)) {
+        const std::string l = n->label();
+        if (l != "unknown") label = l;
+    }
+    if (label.empty()) label = std::to_string(inum);
+    return netns_labels_[inum] = label;
+}
+
+std::pair<std::string, std::string> Observer::cgroup_names(uint64_t id) {
+    if (id == 0) return {};
+    if (const auto it = cgroup_labels_.find(id); it != cgroup_labels_.end()) return it->second;
+    std::pair<std::string, std::string> out;
+    if (const auto path = names_.cgroup_path(id)) {
+        out.first = *path;
+        CgroupWorkload w = parse_cgroup_path(*path);
+        read_runtime_names(w);
+        if (!w.kind.empty()) out.second = w.label();
+    }
+    return cgroup_labels_[id] = out;
+}
+
+void Observer::add_workloads(LiveSnapshot& snap, const ModelOptions& mo) {
+    if (!aggregate_) return;
+    refresh_names();
+    const uint64_t now_sec = monotonic_ns() / 1'000'000'000ull + 1;
+    const SortKey key = mo.sort == SourceSort::Drops ? SortKey::Drops : SortKey::Rate10s;
+    for (WorkloadKind k : {WorkloadKind::Netns, WorkloadKind::Cgroup, WorkloadKind::Process}) {
+        for (const WorkloadStats* w : workloads_.top(k, key, mo.top, now_sec)) {
+            WorkloadRow r;
+            r.kind = k;
+            r.netns = w->key.netns;
+            r.netns_name = netns_label(w->key.netns);
+            r.cgroup = w->key.cgroup;
+            std::tie(r.cgroup_path, r.workload) = cgroup_names(w->key.cgroup);
+            r.pid = w->key.pid;
+            r.comm = std::string(w->key.comm.data(), strnlen(w->key.comm.data(), w->key.comm.size()));
+            r.inserts = w->inserts;
+            r.drops = w->drops;
+            r.early_drops = w->early_drops;
+            r.rate_1s = w->insert_rate.rate(now_sec - 1, 1);
+            r.rate_10s = w->insert_rate.rate(now_sec - 1, 10);
+            r.activity_error = w->activity_error;
+            if (k == WorkloadKind::Netns)
+                for (const auto& t : snap.tables)
+                    if (t.netns == r.netns) r.entries = t.count;
+            snap.workloads.push_back(std::move(r));
+        }
+        snap.workload_untracked_bound[static_cast<size_t>(k)] = workloads_.untracked_bound(k);
+    }
+    snap.inserts_without_process = workloads_.inserts_without_process();
+    snap.drops_without_process = workloads_.drops_without_process();
 }
 
 void Observer::add_composition(LiveSnapshot& snap) const {

@@ -138,7 +138,8 @@ void RecordingReader::Impl::read_header() {
     // layout of the same size is read with this one's decoder (unknown kinds are skipped).
     event_size = get16(fixed + 50);
     const bool v1 = header.event_version <= 1 && event_size == kEventSizeV1;
-    if (!v1 && !(header.event_version >= 2 && event_size == kEventSize))
+    const bool v2 = header.event_version == 2 && event_size == kEventRecordSizeV2;
+    if (!v1 && !v2 && !(header.event_version >= 3 && event_size == kEventSize))
         bad("unsupported event record size " + std::to_string(event_size) + " (event layout version " +
             std::to_string(header.event_version) + ")");
 
@@ -199,7 +200,7 @@ bool RecordingReader::Impl::parse(const FrameHeader& h, Frame& f) {
             f.record_size = event_size;
             f.events.reserve(h.count);
             for (size_t i = 0; i < h.count; ++i) {
-                if (auto e = event_size == kEventSizeV1 ? decode_event_v1(f.record(i)) : decode_event(f.record(i)))
+                if (auto e = decode_recorded_event(f.record(i)))
                     f.events.push_back(*e);
                 else
                     ++f.undecodable;

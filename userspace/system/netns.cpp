@@ -5,9 +5,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <dirent.h>
+
+#include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
 
 #include <fmt/format.h>
 
@@ -53,6 +60,80 @@ NetnsEntry::~NetnsEntry() {
     // Failing to return would leave us silently in the wrong namespace: stop instead.
     if (setns(home_, CLONE_NEWNET) != 0) std::abort();
     close(home_);
+}
+
+namespace {
+// "net:[4026531840]" -> 4026531840; 0 if it is not a network namespace link.
+uint32_t net_link_inum(const char* text) {
+    unsigned long v = 0;
+    if (std::sscanf(text, "net:[%lu]", &v) != 1) return 0;
+    return static_cast<uint32_t>(v);
+}
+}  // namespace
+
+std::vector<HostNetns> list_host_netns(const std::filesystem::path& proc, const std::filesystem::path& run) {
+    std::map<uint32_t, HostNetns> found;
+    // Bind mounts under /run/netns: `ip netns add` names them.
+    const std::string run_netns = (run / "netns").string();
+    if (DIR* d = opendir(run_netns.c_str())) {
+        while (dirent* e = readdir(d)) {
+            if (e->d_name[0] == '.') continue;
+            const std::string path = run_netns + "/" + e->d_name;
+            struct stat st {};
+            if (stat(path.c_str(), &st) != 0) continue;
+            HostNetns& h = found[static_cast<uint32_t>(st.st_ino)];
+            h.inum = static_cast<uint32_t>(st.st_ino);
+            h.path = path;
+            h.ip_name = e->d_name;
+        }
+        closedir(d);
+    }
+    // Other nsfs mounts: field 4 is the root ("net:[N]"), field 5 the mount point, and the
+    // filesystem type follows the " - " separator.
+    if (std::ifstream in(proc / "self" / "mountinfo"); in) {
+        std::string line;
+        while (std::getline(in, line)) {
+            const size_t sep = line.find(" - ");
+            if (sep == std::string::npos || line.compare(sep + 3, 5, "nsfs ") != 0) continue;
+            std::istringstream f(line.substr(0, sep));
+            std::string id, parent, dev, root, mount;
+            if (!(f >> id >> parent >> dev >> root >> mount)) continue;
+            const uint32_t inum = net_link_inum(root.c_str());
+            if (!inum || found.count(inum)) continue;
+            found[inum] = HostNetns{inum, mount, "", 0};
+        }
+    }
+    // Processes, lowest pid first (readdir order is not sorted).
+    std::vector<int> pids;
+    const std::string proc_s = proc.string();
+    if (DIR* d = opendir(proc_s.c_str())) {
+        while (dirent* e = readdir(d)) {
+            char* end = nullptr;
+            const long pid = std::strtol(e->d_name, &end, 10);
+            if (pid > 0 && end && *end == 0) pids.push_back(static_cast<int>(pid));
+        }
+        closedir(d);
+    }
+    std::sort(pids.begin(), pids.end());
+    char buf[64];
+    for (int pid : pids) {
+        const std::string link = proc_s + "/" + std::to_string(pid) + "/ns/net";
+        const ssize_t n = readlink(link.c_str(), buf, sizeof buf - 1);
+        if (n <= 0) continue;  // exited, or a kernel thread we may not look at
+        buf[n] = 0;
+        const uint32_t inum = net_link_inum(buf);
+        if (!inum) continue;
+        HostNetns& h = found[inum];
+        if (h.inum == 0) {
+            h.inum = inum;
+            h.path = link;
+        }
+        if (h.pid == 0) h.pid = pid;
+    }
+    std::vector<HostNetns> out;
+    out.reserve(found.size());
+    for (auto& [inum, h] : found) out.push_back(std::move(h));
+    return out;
 }
 
 }  // namespace ctbpf

@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <fstream>
+#include <sstream>
 #include <array>
 #include <cerrno>
 #include <cstdlib>
@@ -415,6 +417,19 @@ void WorkloadResolver::walk_cgroups() {
         }
     }
     cgroups_ = std::move(found);
+}
+
+std::string cgroup2_mount(const std::string& proc) {
+    std::ifstream in(proc + "/self/mountinfo");
+    std::string line;
+    while (std::getline(in, line)) {
+        const size_t sep = line.find(" - ");
+        if (sep == std::string::npos || line.compare(sep + 3, 8, "cgroup2 ") != 0) continue;
+        std::istringstream f(line.substr(0, sep));
+        std::string id, parent, dev, root, mount;
+        if (f >> id >> parent >> dev >> root >> mount && root == "/") return mount;
+    }
+    return "/sys/fs/cgroup";
 }
 
 }  // namespace ctbpf
