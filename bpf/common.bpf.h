@@ -172,7 +172,9 @@ static __always_inline void event_fill_process(struct ctbpf_event *e, const stru
 	task = (struct task_struct *)bpf_get_current_task();
 	if (BPF_CORE_READ(task, nsproxy, net_ns, ns.inum) != e->netns)
 		return;
-	if (cg && BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id) != cg)
+	if (!cg)  /* before 5.15 the socket's cgroup is not read: the sending task's */
+		e->cgroup = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
+	else if (BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id) != cg)
 		return;
 	e->pid = BPF_CORE_READ(task, tgid);
 	bpf_probe_read_kernel(e->comm, sizeof(e->comm), &task->comm);

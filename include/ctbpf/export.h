@@ -30,11 +30,18 @@ struct FlowKey {
     // The entry's state (composition.h classes) as the event names it: for a destroy, the
     // state the entry ended in. Unknown for drops and older recordings.
     EntryState state = EntryState::Unknown;
+    // The local process behind an insert or a drop (event layout 3): its cgroup id, pid and
+    // name; 0 and empty for forwarded, received or NATed traffic and older recordings.
+    // `cgroup_name` (the cgroup's path, from the caller's cache) labels the cgroup level.
+    uint64_t cgroup = 0;
+    uint32_t pid = 0;
+    std::array<char, 16> comm{};
+    std::string_view cgroup_name{};
 };
 
 inline constexpr std::string_view kExistingFrame = "(existing)";
 
-enum class Field : uint8_t { Netns, Proto, Src, Dst, Sport, Dport, State };
+enum class Field : uint8_t { Netns, Proto, Src, Dst, Sport, Dport, State, Cgroup, Comm };
 
 // One level of the hierarchy; src/N and dst/N carry the prefix length N (0-128; an IPv4
 // address uses min(N, 32)).

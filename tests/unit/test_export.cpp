@@ -134,6 +134,19 @@ TEST(ExportLabels, NamesEachLevel) {
     EXPECT_EQ(label("sport", k), ":51000");
     EXPECT_EQ(label("src", FlowKey{}), "?");
     EXPECT_EQ(label("src/16", FlowKey{}), "?");
+    // The workload levels: the cgroup by its path (else its id), the process by its name;
+    // traffic without a local process says so.
+    EXPECT_EQ(label("cgroup", k), "(no cgroup)");
+    EXPECT_EQ(label("comm", k), "(no local process)");
+    auto w = k;
+    w.cgroup = 1234;
+    w.pid = 77;
+    std::memcpy(w.comm.data(), "dig", 4);
+    EXPECT_EQ(label("cgroup", w), "cgroup 1234");
+    EXPECT_EQ(label("comm", w), "dig");
+    w.cgroup_name = "/system.slice/unbound.service";
+    EXPECT_EQ(label("cgroup", w), "/system.slice/unbound.service");
+    EXPECT_EQ(Hierarchy::parse("netns,cgroup,comm,src").to_string(), "netns,cgroup,comm,src");
 }
 
 TEST(ExportLabels, GroupsIpv4ByPrefix) {

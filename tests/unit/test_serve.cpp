@@ -68,6 +68,22 @@ struct Fixture {
             top.by_drops.push_back(r);
             DestRow d{v4(0x0a640000u + static_cast<uint32_t>(i)), static_cast<uint16_t>(3908 + i), 6, 30 - i, 0, ""};
             top.destinations.push_back(d);
+            // As many workloads of each kind, a process per cgroup per namespace.
+            for (WorkloadKind kind : {WorkloadKind::Netns, WorkloadKind::Cgroup, WorkloadKind::Process}) {
+                WorkloadRow w;
+                w.kind = kind;
+                w.netns = static_cast<uint32_t>(100 + i);
+                w.netns_name = "ns" + std::to_string(i);
+                w.cgroup = kind == WorkloadKind::Netns ? 0 : 1000 + i;
+                w.cgroup_path = "/kubepods/pod" + std::to_string(i);
+                w.workload = i == 0 ? "pod default/web-0" : "";
+                w.pid = kind == WorkloadKind::Process ? static_cast<uint32_t>(4000 + i) : 0;
+                w.comm = "dig";
+                w.inserts = 900 - i;
+                w.drops = i < 2 ? 40 - i : 0;
+                top.workloads_by_rate.push_back(w);
+                top.workloads_by_drops.push_back(w);
+            }
         }
     }
 };
@@ -252,7 +268,19 @@ TEST(Exposition, PerSourceSeriesAreBoundedByTopK) {
             if (name.rfind("ctbpf_source_", 0) == 0 || name.rfind("ctbpf_destination_", 0) == 0) {
                 EXPECT_LE(fam.samples.size(), k) << name;
             }
+            if (name.rfind("ctbpf_workload_", 0) == 0) {
+                EXPECT_LE(fam.samples.size(), 3 * k) << name;
+            }
         }
+        // The top workload of each kind, named: the pod, the namespace, the process.
+        const auto& wl = fams.at("ctbpf_workload_inserts_total").samples;
+        ASSERT_EQ(wl.size(), 3 * k);
+        std::map<std::string, std::string> first_of;
+        for (const auto& [labels, value] : wl) first_of.try_emplace(labels.at("kind"), labels.at("workload"));
+        EXPECT_EQ(first_of.at("netns"), "ns0");
+        EXPECT_EQ(first_of.at("cgroup"), "pod default/web-0");
+        EXPECT_EQ(first_of.at("process"), "dig 4000");
+        EXPECT_EQ(fams.at("ctbpf_workload_drops_total").samples.size(), 3 * std::min<size_t>(k, 2));
         EXPECT_LE(series, series_ceiling(fx.snap.tables.size(), k));
         // The noisiest source is the one listed.
         const auto& ins = fams.at("ctbpf_source_inserts_total").samples;

@@ -432,17 +432,35 @@ TEST(WorkloadResolverRealSystem, FindsOurselves) {
 }
 
 TEST(WorkloadResolverRealSystem, FindsOurCgroupById) {
+    // cgroup v2 is at /sys/fs/cgroup on a unified host and /sys/fs/cgroup/unified on a
+    // hybrid one (this project's machines): cgroup2_mount() finds it.
+    const std::string root = cgroup2_mount();
     struct statfs sfs {};
     struct stat st {};
     std::string cgroup;
     for (std::ifstream in("/proc/self/cgroup"); std::getline(in, cgroup);)
         if (cgroup.starts_with("0::")) break;
-    if (statfs("/sys/fs/cgroup", &sfs) != 0 || sfs.f_type != CGROUP2_SUPER_MAGIC || !cgroup.starts_with("0::"))
-        GTEST_SKIP() << "/sys/fs/cgroup is not cgroup v2 here";
+    if (statfs(root.c_str(), &sfs) != 0 || sfs.f_type != CGROUP2_SUPER_MAGIC || !cgroup.starts_with("0::"))
+        GTEST_SKIP() << "no cgroup v2 hierarchy mounted here";
     cgroup.erase(0, 3);
-    ASSERT_EQ(stat(("/sys/fs/cgroup" + (cgroup == "/" ? "" : cgroup)).c_str(), &st), 0);
-    WorkloadResolver r;
+    ASSERT_EQ(stat((root + (cgroup == "/" ? "" : cgroup)).c_str(), &st), 0);
+    WorkloadResolver r(WorkloadResolver::Roots{.cgroup = root});
     EXPECT_EQ(r.cgroup_path(st.st_ino), cgroup);
+}
+
+TEST(WorkloadResolverRealSystem, Cgroup2MountIsFoundInMountinfo) {
+    char dir[] = "/tmp/ctbpf-mi-XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    const std::string base = dir;
+    std::filesystem::create_directories(base + "/self");
+    std::ofstream(base + "/self/mountinfo")
+        << "25 30 0:23 / /sys rw,nosuid shared:7 - sysfs sysfs rw\n"
+        << "33 25 0:28 / /sys/fs/cgroup/memory rw shared:10 - cgroup cgroup rw,memory\n"
+        << "34 25 0:29 / /sys/fs/cgroup/unified rw shared:11 - cgroup2 cgroup2 rw\n";
+    EXPECT_EQ(cgroup2_mount(base), "/sys/fs/cgroup/unified");
+    std::ofstream(base + "/self/mountinfo") << "25 30 0:23 / /sys rw - sysfs sysfs rw\n";
+    EXPECT_EQ(cgroup2_mount(base), "/sys/fs/cgroup");
+    std::filesystem::remove_all(base);
 }
 
 }  // namespace

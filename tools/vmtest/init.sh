@@ -12,6 +12,8 @@ mount -t devtmpfs dev /dev
 mount -t tmpfs tmp /tmp
 mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null
 mount -t debugfs nodev /sys/kernel/debug 2>/dev/null
+# cgroup v2: the workload scenarios put their processes in cgroups of their own.
+mount -t cgroup2 none /sys/fs/cgroup 2>/dev/null
 
 kernel=$(uname -r)
 for m in $(cat /etc/ctbpf-modules); do

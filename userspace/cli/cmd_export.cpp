@@ -16,6 +16,7 @@
 #include "commands.h"
 #include "ctbpf/error.h"
 #include "ctbpf/export.h"
+#include "ctbpf/workload.h"
 #include "ctbpf/recording.h"
 #include "ctbpf/observe.h"
 #include "ctbpf/units.h"
@@ -35,9 +36,37 @@ Metric parse_metric(const std::string& m) {
     throw Error(fmt::format("--metric '{}': use inserts, drops, entries or lifetime", m), 2);
 }
 
+// Cgroup ids name the cgroup on the host they were seen on: resolved here once per id
+// (a recording read elsewhere, or after the cgroup went, keeps the id).
+class CgroupNames {
+public:
+    std::string_view name(uint64_t id) {
+        if (id == 0) return {};
+        auto [it, fresh] = names_.try_emplace(id);
+        if (fresh) {
+            if (!refreshed_) {
+                resolver_.refresh();
+                refreshed_ = true;
+            }
+            it->second = resolver_.cgroup_path(id).value_or("");
+        }
+        return it->second;
+    }
+
+private:
+    WorkloadResolver resolver_{WorkloadResolver::Roots{.cgroup = cgroup2_mount()}};
+    bool refreshed_ = false;
+    std::unordered_map<uint64_t, std::string> names_;  // node-based: views stay valid
+};
+CgroupNames g_cgroup_names;
+
 FlowKey key_of(const Event& e) {
     FlowKey k{e.netns, e.proto, e.src, e.dst, e.sport, e.dport};
     k.state = classify_event(e).state;
+    k.cgroup = e.cgroup;
+    k.pid = e.pid;
+    k.comm = e.comm;
+    k.cgroup_name = g_cgroup_names.name(e.cgroup);
     return k;
 }
 

@@ -48,6 +48,10 @@ int cmd_serve(const ServeArgs& a) {
         other.sort = SourceSort::Drops;
         live.model().rows(snap, live.aggregator(), other);
         top.by_drops = snap.sources;
+        top.workloads_by_rate = snap.workloads;
+        LiveSnapshot by_drops;
+        live.add_workloads(by_drops, other);
+        top.workloads_by_drops = std::move(by_drops.workloads);
         auto p = std::make_shared<serve::Published>();
         p->openmetrics = serve::render(snap, top, ex, serve::Format::OpenMetrics);
         p->text = serve::render(snap, top, ex, serve::Format::PrometheusText);

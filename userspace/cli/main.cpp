@@ -86,7 +86,7 @@ int main(int argc, char** argv) {
     exp->add_option("--metric", ex.metric,
                     "inserts, drops, entries (live at the end) or lifetime (ms ended entries lived, by the state they ended in)")
         ->check(CLI::IsMember({"inserts", "drops", "entries", "lifetime"}));
-    exp->add_option("--by", ex.by, "hierarchy, outermost first (default netns,proto,src/16,src/24,src,dport; also dst, sport, state)");
+    exp->add_option("--by", ex.by, "hierarchy, outermost first (default netns,proto,src/16,src/24,src,dport; also dst, sport, state, cgroup, comm)");
     exp->add_option("-o,--output", ex.output, "write here instead of standard output");
     exp->add_option("--diff", ex.diff, "baseline recording: a differential flame graph / folded diff");
     exp->add_flag("--live", ex.live, "capture now instead of reading a file");

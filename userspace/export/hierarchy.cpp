@@ -13,7 +13,7 @@ namespace ctbpf {
 namespace {
 
 constexpr std::string_view kValidLevels =
-    "netns, proto, src, src/N, dst, dst/N, sport, dport, state (N = prefix length 0-128)";
+    "netns, proto, src, src/N, dst, dst/N, sport, dport, state, cgroup, comm (N = prefix length 0-128)";
 
 [[noreturn]] void bad_level(std::string_view item) {
     throw Error("unknown --by level '" + std::string(item) + "': valid levels are " +
@@ -31,7 +31,8 @@ HierarchyLevel parse_level(std::string_view item) {
     const auto head = item.substr(0, slash);
     static constexpr std::pair<std::string_view, Field> names[] = {
         {"netns", Field::Netns}, {"proto", Field::Proto}, {"src", Field::Src},
-        {"dst", Field::Dst},     {"sport", Field::Sport}, {"dport", Field::Dport}, {"state", Field::State}};
+        {"dst", Field::Dst},     {"sport", Field::Sport}, {"dport", Field::Dport}, {"state", Field::State},
+        {"cgroup", Field::Cgroup}, {"comm", Field::Comm}};
     const auto it = std::find_if(std::begin(names), std::end(names),
                                  [&](const auto& n) { return n.first == head; });
     if (it == std::end(names)) bad_level(item);
@@ -67,7 +68,7 @@ std::string address_label(const Address& a, const std::optional<unsigned>& prefi
 }  // namespace
 
 std::string HierarchyLevel::name() const {
-    static constexpr std::string_view names[] = {"netns", "proto", "src", "dst", "sport", "dport", "state"};
+    static constexpr std::string_view names[] = {"netns", "proto", "src", "dst", "sport", "dport", "state", "cgroup", "comm"};
     std::string s(names[static_cast<size_t>(field)]);
     if (prefix) s += "/" + std::to_string(*prefix);
     return s;
@@ -87,6 +88,15 @@ std::string HierarchyLevel::label(const FlowKey& k) const {
         case Field::Sport: return ":" + std::to_string(k.sport);
         case Field::Dport: return ":" + std::to_string(k.dport);
         case Field::State: return k.state == EntryState::Unknown ? "(state unknown)" : state_name(k.state);
+        case Field::Cgroup:
+            if (k.cgroup == 0) return "(no cgroup)";
+            return k.cgroup_name.empty() ? "cgroup " + std::to_string(k.cgroup) : std::string(k.cgroup_name);
+        case Field::Comm: {
+            if (k.pid == 0) return "(no local process)";
+            size_t n = 0;
+            while (n < k.comm.size() && k.comm[n]) ++n;
+            return std::string(k.comm.data(), n);
+        }
     }
     return "?";
 }

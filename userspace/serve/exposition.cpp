@@ -107,8 +107,9 @@ size_t series_ceiling(size_t tables, size_t top_k) {
     // family still lists top_k (namespace, address) rows.
     // Composition: at most kStateSeries classes per table, and lifetimes for at most
     // kLifetimeClasses classes, each with its buckets, _sum and _count.
+    // Workloads: two families (inserts, drops) of top_k per kind (namespace, cgroup, process).
     return 1 + 5 * tables + 1 + 8 + 3 + 5 * top_k + kStateSeries * tables +
-           kLifetimeClasses * (DurationHistogram::kBounds.size() + 2);
+           kLifetimeClasses * (DurationHistogram::kBounds.size() + 2) + 2 * 3 * top_k;
 }
 
 std::string render(const LiveSnapshot& s, const TopK& top, const Exposition& e, Format f) {
@@ -191,6 +192,38 @@ std::string render(const LiveSnapshot& s, const TopK& top, const Exposition& e, 
                  {{"destination", addr = r.addr.to_string()}, {"netns", r.netns_name}, {"port", port}, {"proto", proto}},
                  d(r.drops));
     }
+
+    // Which workloads: the top-K namespaces, cgroups and processes (--all-netns on a
+    // container host), each kind bounded like the sources.
+    auto workload_labels = [](const WorkloadRow& r) {
+        std::string name;
+        if (r.kind == WorkloadKind::Netns) name = r.netns_name;
+        else if (r.kind == WorkloadKind::Cgroup)
+            name = !r.workload.empty() ? r.workload : !r.cgroup_path.empty() ? r.cgroup_path : std::to_string(r.cgroup);
+        else name = fmt::format("{} {}", r.comm, r.pid);
+        return std::vector<std::pair<std::string, std::string>>{
+            {"kind", std::string(workload_kind_name(r.kind))}, {"workload", name}, {"netns", r.netns_name}};
+    };
+    auto per_kind = [&](const std::vector<WorkloadRow>& rows, auto&& emit) {
+        size_t n[3] = {0, 0, 0};
+        for (const auto& r : rows)
+            if (n[static_cast<size_t>(r.kind)]++ < e.top_k) emit(r);
+    };
+    w.family("ctbpf_workload_inserts_total", Type::Counter,
+             "Entries inserted by this namespace, cgroup or process (the top-K of each kind by insert rate)");
+    per_kind(top.workloads_by_rate, [&](const WorkloadRow& r) {
+        const auto l = workload_labels(r);
+        w.sample("ctbpf_workload_inserts_total", {{"kind", l[0].second}, {"workload", l[1].second}, {"netns", l[2].second}},
+                 d(r.inserts));
+    });
+    w.family("ctbpf_workload_drops_total", Type::Counter,
+             "Packets of this namespace, cgroup or process conntrack dropped (the top-K of each kind by drops)");
+    per_kind(top.workloads_by_drops, [&](const WorkloadRow& r) {
+        if (r.drops == 0) return;
+        const auto l = workload_labels(r);
+        w.sample("ctbpf_workload_drops_total", {{"kind", l[0].second}, {"workload", l[1].second}, {"netns", l[2].second}},
+                 d(r.drops));
+    });
 
     // What the entries are (the last dump of each table) and how long ended ones lived.
     w.family("ctbpf_conntrack_entries_by_state", Type::Gauge,

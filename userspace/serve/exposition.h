@@ -24,6 +24,8 @@ Format negotiate(std::string_view accept);
 struct TopK {
     std::vector<SourceRow> by_rate, by_entries, by_drops;
     std::vector<DestRow> destinations;  // by drops
+    // Top workloads of each kind (namespace, cgroup, process): by insert rate, and by drops.
+    std::vector<WorkloadRow> workloads_by_rate, workloads_by_drops;
 };
 
 struct Exposition {
