@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -11,6 +12,7 @@
 
 #include "ctbpf/aggregator.h"
 #include "ctbpf/recording.h"
+#include "ctbpf/workload_top.h"
 
 namespace ctbpf {
 
@@ -43,7 +45,17 @@ struct Incident {
     bool baseline = false;
     int64_t baseline_entries = 0;  // what the start-up dumps found, all namespaces
     std::unique_ptr<Aggregator> agg;
+    // Top namespaces, cgroups and processes over the recording (event layout 3; older
+    // recordings have namespaces only), and every namespace's name: the header's, then the
+    // "netns INUM NAME" markers `record --all-netns` writes as it finds namespaces (those
+    // markers are not in `markers`).
+    std::unique_ptr<WorkloadTop> workloads;
+    std::map<uint32_t, std::string> netns_names;
 };
+
+// The marker `record` writes when it begins watching a namespace, and its reading.
+std::string netns_marker(uint32_t inum, const std::string& name);
+bool parse_netns_marker(const std::string& text, uint32_t& inum, std::string& name);
 
 // Throws Error for a file that cannot be read at all (not a recording, newer version,
 // truncated header); a damaged frame only adds a warning.

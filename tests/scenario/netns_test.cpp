@@ -357,3 +357,43 @@ TEST_F(Namespaces, TwoHundredNamespacesComeAndGoWithoutLeaks) {
     EXPECT_GT(named, 0u);
     EXPECT_EQ(summary["lost"], 0);
 }
+
+// record --all-netns names each namespace it finds in the file; report and export then
+// show the namespace, the cgroup and the process with the kernel's counts.
+TEST_F(Namespaces, RecordAllNetnsThenReportAndExportNameTheWorkload) {
+    const std::string file = sh_ok("mktemp -u /tmp/ctbpf-wl-XXXXXX.ctbpf");
+    const std::string path = file.substr(0, file.find('\n'));
+    {
+        Background ct("record --all-netns -o " + path);
+        ASSERT_TRUE(ct.wait_err("recording to", 20)) << ct.err();
+        Netns ns("wl-rec");
+        TestCgroup cg("rec");
+        ASSERT_TRUE(wait_until([&] { return watch_lines(ct.err(), inode_of(ns)) > 0; }, std::chrono::seconds(15)))
+            << ct.err();
+        loadgen_in(ns, cg, "--src 127.0.1.9 --flows 40");
+        const long long sent = ns.nft_new_counter();
+        ASSERT_EQ(sent, 40);
+        sh(fmt::format("kill -TERM {}; while kill -0 {} 2>/dev/null; do sleep 0.05; done", ct.pid, ct.pid));
+
+        const auto rep = sh(fmt::format("{} report --json {}", CTBPF_BIN, path));
+        ASSERT_EQ(rep.status, 0) << rep.err;
+        const json j = json::parse(rep.out);
+        bool ns_row = false, cg_row = false, proc_row = false;
+        for (const auto& w : j["workloads"]) {
+            if (w["kind"] == "netns" && w["name"] == ns.name()) ns_row = w["inserts"] == sent;
+            if (w["kind"] == "cgroup" && w["name"] == cg.rel()) cg_row = w["inserts"] == sent;
+            if (w["kind"] == "process" && w["name"].get<std::string>().starts_with("ctbpf-loadgen ") &&
+                w["netns_name"] == ns.name())
+                proc_row = w["inserts"] == sent;
+        }
+        EXPECT_TRUE(ns_row && cg_row && proc_row) << j["workloads"].dump();
+        for (const auto& m : j["markers"]) EXPECT_FALSE(m["text"].get<std::string>().starts_with("netns ")) << m.dump();
+
+        const auto ex = sh(fmt::format("{} export {} --by netns,cgroup,comm --format folded", CTBPF_BIN, path));
+        ASSERT_EQ(ex.status, 0) << ex.err;
+        EXPECT_NE(ex.out.find(fmt::format("netns {};{};ctbpf-loadgen {}", inode_of(ns), cg.rel(), sent)),
+                  std::string::npos)
+            << ex.out;
+    }
+    sh("rm -f " + path);
+}

@@ -1,5 +1,8 @@
 #include "ctbpf/incident.h"
 
+#include <climits>
+#include <cstdlib>
+
 #include <algorithm>
 
 namespace ctbpf {
@@ -15,12 +18,28 @@ const TableState* fullest(const std::vector<TableState>& tables) {
 
 }  // namespace
 
+std::string netns_marker(uint32_t inum, const std::string& name) { return "netns " + std::to_string(inum) + " " + name; }
+
+bool parse_netns_marker(const std::string& text, uint32_t& inum, std::string& name) {
+    if (!text.starts_with("netns ")) return false;
+    const size_t sp = text.find(' ', 6);
+    if (sp == std::string::npos) return false;
+    char* end = nullptr;
+    const unsigned long v = std::strtoul(text.c_str() + 6, &end, 10);
+    if (end != text.c_str() + sp || v == 0 || v > UINT32_MAX) return false;
+    inum = static_cast<uint32_t>(v);
+    name = text.substr(sp + 1);
+    return true;
+}
+
 Incident read_incident(const std::string& path, size_t capacity) {
     RecordingReader r(path);
     Incident in;
     in.header = r.header();
     in.agg = std::make_unique<Aggregator>(Aggregator::Options{capacity, capacity});
+    in.workloads = std::make_unique<WorkloadTop>();
     const RecordingHeader& h = in.header;
+    for (const auto& w : h.netns) in.netns_names[w.inum] = w.name;
     bool have_prev = false;
     Snapshot prev;
     auto note_time = [&](int64_t wall) {
@@ -34,6 +53,7 @@ Incident read_incident(const std::string& path, size_t capacity) {
             case FrameType::Events:
                 for (const Event& e : f.events) {
                     in.agg->add(e);
+                    in.workloads->add(e);
                     in.events++;
                     const int64_t wall = h.wall_ns(e.ts_ns);
                     note_time(wall);
@@ -75,9 +95,15 @@ Incident read_incident(const std::string& path, size_t capacity) {
                 have_prev = true;
                 break;
             }
-            case FrameType::Marker:
-                in.markers.push_back({h.wall_ns(f.first_ts_ns), f.marker});
+            case FrameType::Marker: {
+                uint32_t inum = 0;
+                std::string name;
+                if (parse_netns_marker(f.marker, inum, name))
+                    in.netns_names[inum] = name;
+                else
+                    in.markers.push_back({h.wall_ns(f.first_ts_ns), f.marker});
                 break;
+            }
             case FrameType::Baseline:
                 // Written before the events: entries the recorder found in the table when it
                 // started (already net of those it then saw inserted).

@@ -1,6 +1,7 @@
 // `ctbpf record`: every event plus a snapshot of the table and the exact kernel counters
 // once a second, to a recording file (docs/recording-format.md). With --trigger it keeps
 // the last --pre seconds in memory and writes only around incidents.
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstring>
@@ -16,6 +17,7 @@
 #include "commands.h"
 #include "ctbpf/error.h"
 #include "ctbpf/event.h"
+#include "ctbpf/incident.h"
 #include "ctbpf/recording.h"
 #include "ctbpf/clock.h"
 #include "ctbpf/observe.h"
@@ -136,10 +138,22 @@ int cmd_record(const RecordArgs& a) {
     int64_t drops_seen = last.totals.drop;
     LoopOptions lo;
     if (duration > 0) lo.duration = std::chrono::milliseconds(static_cast<int64_t>(duration * 1000));
+    // --all-netns: each namespace found is named in the file, so that report can name it.
+    uint64_t generation = s.watched_generation();
     run_loop(s, lo, [&] {
         if (!failure.empty() || limit) return false;
         try {
             const uint64_t now = monotonic_ns();
+            if (s.watched_generation() != generation) {
+                generation = s.watched_generation();
+                for (const auto& w : s.watched())
+                    if (!w.gone && std::none_of(header.netns.begin(), header.netns.end(),
+                                                [&](const WatchedNetns& h) { return h.inum == w.inum && h.name == w.name; })) {
+                        writer->add_marker(netns_marker(w.inum, w.name));
+                        // A rotated file's header names them too (its count is 16 bits).
+                        if (header.netns.size() < 4096) header.netns.push_back(w);
+                    }
+            }
             if (trigger.armed()) {
                 // Checked every tick (100 ms) so a capture starts quickly.
                 const int64_t drops = s.totals().drop;

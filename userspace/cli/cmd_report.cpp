@@ -18,6 +18,7 @@
 #include "ctbpf/composition.h"
 #include "ctbpf/error.h"
 #include "ctbpf/incident.h"
+#include "ctbpf/workload.h"
 #include "ctbpf/system.h"
 
 namespace ctbpf::cli {
@@ -36,10 +37,38 @@ std::string wall(int64_t ns) {
 
 std::string opt_wall(const std::optional<int64_t>& ns) { return ns ? wall(*ns) : std::string("never"); }
 
-std::string netns_name(const RecordingHeader& h, uint32_t inum) {
-    for (const auto& w : h.netns)
-        if (w.inum == inum) return w.name;
+std::string netns_name(const Incident& in, uint32_t inum) {
+    if (const auto it = in.netns_names.find(inum); it != in.netns_names.end()) return it->second;
     return std::to_string(inum);
+}
+
+// Cgroup ids name cgroups on the host they were recorded on: resolved here (if the
+// report runs there and the cgroup still exists), else shown as the id.
+std::string cgroup_name(WorkloadResolver& r, uint64_t id) {
+    if (id == 0) return "";
+    return r.cgroup_path(id).value_or(fmt::format("cgroup {}", id));
+}
+
+struct WorkloadLine {
+    std::string kind, name, netns;
+    uint64_t inserts, drops, early_drops, error;
+};
+
+std::vector<WorkloadLine> workload_lines(const Incident& in, size_t top) {
+    std::vector<WorkloadLine> out;
+    WorkloadResolver names(WorkloadResolver::Roots{.cgroup = cgroup2_mount()});
+    for (WorkloadKind k : {WorkloadKind::Netns, WorkloadKind::Cgroup, WorkloadKind::Process})
+        for (const WorkloadStats* w : in.workloads->top(k, SortKey::Inserts, top, 0)) {
+            WorkloadLine l{std::string(workload_kind_name(k)), "", netns_name(in, w->key.netns), w->inserts,
+                           w->drops, w->early_drops, w->activity_error};
+            if (k == WorkloadKind::Netns) l.name = l.netns;
+            else if (k == WorkloadKind::Cgroup) l.name = cgroup_name(names, w->key.cgroup);
+            else
+                l.name = fmt::format("{} {} ({})", std::string(w->key.comm.data(), strnlen(w->key.comm.data(), 16)),
+                                     w->key.pid, cgroup_name(names, w->key.cgroup));
+            out.push_back(std::move(l));
+        }
+    return out;
 }
 
 // The advice `status` gives, for the table as it was at its peak.
@@ -120,7 +149,7 @@ int cmd_report(const ReportArgs& a) {
             json arr = json::array();
             for (const auto* s : v)
                 arr.push_back({{"addr", s->addr.to_string()}, {"netns", s->netns},
-                               {"netns_name", netns_name(in.header, s->netns)}, {"inserts", s->inserts},
+                               {"netns_name", netns_name(in, s->netns)}, {"inserts", s->inserts},
                                {"drops", s->drops}, {"early_drops", s->early_drops}, {"entries", s->entries},
                                {"entries_existing", s->baseline}});
             return arr;
@@ -132,6 +161,10 @@ int cmd_report(const ReportArgs& a) {
         for (const auto* d : dests)
             j["destinations"].push_back({{"addr", d->key.addr.to_string()}, {"netns", d->key.netns}, {"port", d->key.port},
                                          {"proto", proto_name(d->key.proto)}, {"drops", d->drops}});
+        j["workloads"] = json::array();
+        for (const auto& l : workload_lines(in, a.top))
+            j["workloads"].push_back({{"kind", l.kind}, {"name", l.name}, {"netns_name", l.netns}, {"inserts", l.inserts},
+                                      {"drops", l.drops}, {"early_drops", l.early_drops}, {"activity_error", l.error}});
         j["markers"] = json::array();
         for (const auto& m : in.markers) j["markers"].push_back({{"ns", m.wall_ns}, {"text", m.text}});
         j["lifetimes"] = lifetimes_json(lifetimes);
@@ -180,9 +213,9 @@ int cmd_report(const ReportArgs& a) {
     if (step > 1) fmt::format_to(o, "  (one row per {} s: the worst second of each)\n", step);
 
     // With several namespaces the same address can be two hosts: name the namespace.
-    const bool many = in.header.netns.size() > 1;
+    const bool many = in.netns_names.size() > 1;
     auto who = [&](const Address& addr, uint32_t netns) {
-        return many ? fmt::format("{} [{}]", addr.to_string(), netns_name(in.header, netns)) : addr.to_string();
+        return many ? fmt::format("{} [{}]", addr.to_string(), netns_name(in, netns)) : addr.to_string();
     };
     auto table = [&](const char* title, const std::vector<const SourceStats*>& v) {
         fmt::format_to(o, "\n{}\n  {:<39} {:>10} {:>10} {:>11}\n", title, "source", "inserts", "drops", "early drops");
@@ -201,6 +234,17 @@ int cmd_report(const ReportArgs& a) {
     for (const auto* d : dests)
         fmt::format_to(o, "  {:<39} {:>6} {:>6} {:>10}\n", who(d->key.addr, d->key.netns), d->key.port,
                        proto_name(d->key.proto), d->drops);
+    {
+        const auto lines = workload_lines(in, std::min<size_t>(a.top, 5));
+        if (lines.size() > 1 || (lines.size() == 1 && in.netns_names.size() > 1)) {
+            fmt::format_to(o, "\nWorkloads (the local process behind inserts and drops; forwarded traffic has none)\n");
+            fmt::format_to(o, "  {:<8} {:<48} {:>10} {:>10} {:>11}\n", "", "workload", "inserts", "drops", "early drops");
+            for (const auto& l : lines)
+                fmt::format_to(o, "  {:<8} {:<48} {:>10} {:>10} {:>11}\n", l.kind,
+                               l.name.size() > 48 ? l.name.substr(0, 45) + "..." : l.name, l.inserts, l.drops,
+                               l.kind == "netns" ? std::to_string(l.early_drops) : std::string());
+        }
+    }
     if (!lifetimes.empty()) fmt::format_to(o, "\nLifetimes of entries that ended while recording\n{}", lifetimes_text(lifetimes));
     fmt::format_to(o, "\nHealth at the peak: {}\n", level_name(as.health.level));
     for (const auto& r : as.health.reasons) fmt::format_to(o, "  - {}\n", r);
