@@ -4,6 +4,7 @@
 // every path can point at a fake tree in tests.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -126,6 +127,15 @@ KernelLog parse_kmsg(std::string_view text, const NetnsId& netns);
 KernelLog read_kmsg(const std::filesystem::path& path, const NetnsId& netns);
 // Samples the drop counters and the entry count twice, `seconds` apart (status's window).
 RecentActivity sample_recent(double seconds, const SystemRoots& roots = {});
+// The same in two steps, for several namespaces over one window: a reading (of the
+// namespace the calling thread is in), and the activity between two readings.
+struct ActivityReading {
+    std::map<std::string, uint64_t> counters;
+    uint64_t count = 0, max = 0, buckets = 0;
+    std::chrono::steady_clock::time_point at;
+};
+ActivityReading read_activity(const SystemRoots& roots = {});
+RecentActivity activity_between(const ActivityReading& a, const ActivityReading& b);
 
 // --- Judging: pure functions of TableFacts -------------------------------------------
 

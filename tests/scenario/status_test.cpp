@@ -150,3 +150,34 @@ TEST_F(Status, DropsDuringTheWindowAreCriticalAndUsageErrorsAreUnknown) {
         EXPECT_EQ(std::count(u.err.begin(), u.err.end(), '\n'), 1) << u.err;
     }
 }
+
+// On a container host: every namespace judged over one window, the worst diagnosed in full
+// (its drops during the window), the others listed with their own counts.
+TEST_F(Status, AllNetnsDiagnosesTheWorstNamespaceAndListsTheOthers) {
+    Netns full("status-all-full"), calm("status-all-calm");
+    ConntrackMax max(100);
+    sh(fmt::format("ip netns exec {} sh -c '{} --flows 100 --src 127.0.1.1 >/dev/null'", full.name(), LOADGEN_BIN));
+    sh(fmt::format("ip netns exec {} sh -c '{} --flows 12 --src 127.0.1.3 >/dev/null'", calm.name(), LOADGEN_BIN));
+    const auto r = sh(fmt::format(
+        "ip netns exec {} sh -c '{} --flows 3000 --rate 1000 --src 127.0.1.2 >/dev/null 2>&1' & "
+        "{} status --json --all-netns --window 2s; s=$?; wait; exit $s",
+        full.name(), LOADGEN_BIN, CTBPF_BIN));
+    ASSERT_EQ(r.status, 2) << r.out << r.err;
+    const json j = json::parse(r.out);
+    EXPECT_EQ(j["diagnosed"]["name"], full.name()) << j["namespaces"].dump();
+    EXPECT_GT(j["window"]["drop"].get<long long>(), 0);
+    EXPECT_EQ(j["table"]["max"], 100);
+    const json* calm_row = nullptr;
+    for (const auto& n : j["namespaces"])
+        if (n["name"] == calm.name()) calm_row = &n;
+    ASSERT_NE(calm_row, nullptr) << j["namespaces"].dump();
+    EXPECT_EQ((*calm_row)["count"], calm.count());
+    EXPECT_EQ((*calm_row)["drop"], 0);
+    EXPECT_EQ((*calm_row)["level"], "ok");
+    EXPECT_EQ(j["namespaces"][0]["name"], full.name());
+    EXPECT_EQ(j["namespaces"][0]["level"], "critical");
+
+    const auto both = sh(fmt::format("{} status --all-netns --netns {}", CTBPF_BIN, calm.name()));
+    EXPECT_EQ(both.status, 3) << both.err;
+    EXPECT_NE(both.err.find("not both"), std::string::npos) << both.err;
+}

@@ -6,8 +6,12 @@
 // usage, or the facts could not be read).
 #include <algorithm>
 #include <cstdio>
+#include <fstream>
+#include <string>
 #include <iterator>
 #include <optional>
+#include <thread>
+#include <vector>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -21,6 +25,7 @@
 #include "ctbpf/netns.h"
 #include "ctbpf/system.h"
 #include "ctbpf/units.h"
+#include "ctbpf/workload.h"
 
 namespace ctbpf::cli {
 
@@ -160,10 +165,101 @@ std::string to_text(const TableFacts& f, const Assessment& a, const std::string&
     return fmt::to_string(b);
 }
 
+// --all-netns: every namespace on the host, judged over one window with status's rules.
+struct NetnsHealth {
+    HostNetns host;
+    std::string name;
+    ActivityReading before, after;
+    TableFacts facts;
+    Assessment assessment;
+};
+
+std::vector<NetnsHealth> judge_every_netns(double window) {
+    WorkloadResolver names(WorkloadResolver::Roots{.cgroup = cgroup2_mount()});
+    names.refresh();
+    std::vector<NetnsHealth> all;
+    for (const HostNetns& h : list_host_netns()) {
+        NetnsHealth n;
+        n.host = h;
+        try {
+            NetnsFile f(h.path);
+            NetnsEntry inside(f);
+            n.before = read_activity();
+        } catch (const Error&) {
+            continue;  // gone meanwhile
+        }
+        const auto info = names.netns(h.inum);
+        n.name = !h.ip_name.empty() ? h.ip_name : info && info->label() != "unknown" ? info->label() : h.path;
+        all.push_back(std::move(n));
+    }
+    std::this_thread::sleep_for(std::chrono::duration<double>(window));
+    for (auto& n : all) {
+        try {
+            NetnsFile f(n.host.path);
+            NetnsEntry inside(f);
+            n.after = read_activity();
+        } catch (const Error&) {
+            n.after = n.before;  // gone during the window: judged on what it had
+        }
+        n.facts.table = TableState{n.host.inum, static_cast<int64_t>(n.after.count), static_cast<int64_t>(n.after.max),
+                                   static_cast<int64_t>(n.after.buckets)};
+        n.facts.recent = activity_between(n.before, n.after);
+        n.assessment = assess(n.facts);
+    }
+    // Worst first: level, then fill.
+    std::stable_sort(all.begin(), all.end(), [](const NetnsHealth& a, const NetnsHealth& b) {
+        if (a.assessment.health.level != b.assessment.health.level)
+            return a.assessment.health.level > b.assessment.health.level;
+        return a.facts.table.fill() > b.facts.table.fill();
+    });
+    return all;
+}
+
+nlohmann::json namespaces_json(const std::vector<NetnsHealth>& all) {
+    auto arr = nlohmann::json::array();
+    for (const auto& n : all)
+        arr.push_back({{"inode", n.host.inum},
+                       {"name", n.name},
+                       {"count", n.facts.table.count},
+                       {"max", n.facts.table.max},
+                       {"fill", n.facts.table.fill()},
+                       {"drop", n.facts.recent->drop},
+                       {"early_drop", n.facts.recent->early_drop},
+                       {"growth_per_s", n.facts.recent->growth_per_s},
+                       {"level", level_name(n.assessment.health.level)}});
+    return arr;
+}
+
+std::string namespaces_text(const std::vector<NetnsHealth>& all, double window) {
+    fmt::memory_buffer b;
+    auto out = std::back_inserter(b);
+    size_t shown = 0, quiet = 0;
+    fmt::format_to(out, "\nNetwork namespaces ({} on the host; judged over the same {:.1f} s; worst first)\n", all.size(),
+                   window);
+    fmt::format_to(out, "  {:<44} {:>12} {:>7} {:>7} {:>7}  {}\n", "namespace", "entries", "fill", "drops", "early",
+                   "health");
+    for (const auto& n : all) {
+        const bool idle = n.facts.table.count == 0 && n.facts.recent->drop == 0 && n.facts.recent->early_drop == 0;
+        if (idle || shown >= 40) {
+            ++quiet;
+            continue;
+        }
+        ++shown;
+        std::string name = fmt::format("{} ({})", n.name, n.host.inum);
+        if (name.size() > 44) name = name.substr(0, 41) + "...";
+        fmt::format_to(out, "  {:<44} {:>12} {:>6.1f}% {:>7} {:>7}  {}\n", name,
+                       fmt::format("{}/{}", n.facts.table.count, n.facts.table.max), n.facts.table.fill() * 100,
+                       n.facts.recent->drop, n.facts.recent->early_drop, level_name(n.assessment.health.level));
+    }
+    if (quiet) fmt::format_to(out, "  ({} more: empty and quiet, or past the first 40)\n", quiet);
+    return fmt::to_string(b);
+}
+
 }  // namespace
 
 int cmd_status(const StatusArgs& args) {
     TableFacts facts;
+    std::vector<NetnsHealth> every;
     std::string composition_error;
     try {
         const double window = parse_duration(args.window, "--window");
@@ -172,12 +268,28 @@ int cmd_status(const StatusArgs& args) {
         // follow the reading thread's namespace.
         std::optional<NetnsFile> ns;
         std::optional<NetnsEntry> inside;
-        if (!args.netns.empty()) {
+        std::optional<RecentActivity> judged;
+        if (args.all_netns) {
+            if (!args.netns.empty()) throw Error("--all-netns judges every namespace: give it or --netns, not both");
+            // Entering each namespace is what needs it; nothing here loads BPF.
+            unsigned long long eff = 0;
+            std::ifstream st("/proc/self/status");
+            for (std::string l; std::getline(st, l);)
+                if (l.rfind("CapEff:", 0) == 0) eff = std::stoull(l.substr(7), nullptr, 16);
+            if (!((eff >> 21) & 1ull))
+                throw Error("missing privileges: CAP_SYS_ADMIN (to enter each network namespace for --all-netns)");
+            every = judge_every_netns(window);
+            if (every.empty()) throw Error("no network namespace could be read");
+            // The worst is diagnosed in full, on the window it was judged on.
+            ns.emplace(every.front().host.path);
+            inside.emplace(*ns);
+            judged = every.front().facts.recent;
+        } else if (!args.netns.empty()) {
             ns.emplace(args.netns);
             inside.emplace(*ns);
         }
         // The window first, then the facts: what is shown is the table at the end of it.
-        const RecentActivity recent = sample_recent(window);
+        const RecentActivity recent = judged ? *judged : sample_recent(window);
         facts = read_table_facts();
         facts.recent = recent;
         // What the entries are: one netlink dump (about 2.5 us per entry). Without it
@@ -191,7 +303,19 @@ int cmd_status(const StatusArgs& args) {
         throw Error(e.what(), kCannotRead);
     }
     const Assessment a = assess(facts);
-    const std::string text = args.json ? to_json(facts, a, composition_error) : to_text(facts, a, composition_error);
+    std::string text = args.json ? to_json(facts, a, composition_error) : to_text(facts, a, composition_error);
+    if (args.all_netns) {
+        if (args.json) {
+            auto j = nlohmann::json::parse(text);
+            j["namespaces"] = namespaces_json(every);
+            j["diagnosed"] = {{"inode", every.front().host.inum}, {"name", every.front().name}};
+            text = j.dump() + "\n";
+        } else {
+            text = fmt::format("Diagnosed: {} ({}), the worst of {} namespaces\n", every.front().name,
+                               every.front().host.inum, every.size()) +
+                   text + namespaces_text(every, parse_duration(args.window, "--window"));
+        }
+    }
     std::fwrite(text.data(), 1, text.size(), stdout);
     std::fflush(stdout);
     switch (a.health.level) {

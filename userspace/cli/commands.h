@@ -77,6 +77,7 @@ struct StatusArgs {
     bool json = false;
     std::string window = "1s";  // how long "now" is measured
     std::string netns;          // a namespace to diagnose instead of our own
+    bool all_netns = false;     // every namespace on the host: the worst diagnosed, all listed
 };
 
 int cmd_events(const EventsArgs& a);

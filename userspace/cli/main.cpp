@@ -100,6 +100,8 @@ int main(int argc, char** argv) {
     status->add_flag("--json", st.json, "as one JSON object");
     status->add_option("--window", st.window, "judge drops and growth over this long now (default 1s)");
     status->add_option("--netns", st.netns, "diagnose this network namespace (a name under /run/netns or a path)");
+    status->add_flag("--all-netns", st.all_netns,
+                     "every network namespace on the host: each judged over the window, the worst diagnosed in full");
 
     ServeArgs sv;
     auto* serve = app.add_subcommand("serve", "Prometheus/OpenMetrics exporter: /metrics with bounded top-K "

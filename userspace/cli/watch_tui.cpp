@@ -87,7 +87,8 @@ bool Tui::keys(ModelOptions& opt, bool& paused, bool& changed) {
                 changed = true;
                 break;
             case '/': editing_ = true; input_.clear(); changed = true; break;
-            case 'c': case 'C': composition_ = !composition_; scroll_ = 0; changed = true; break;
+            case 'c': case 'C': composition_ = !composition_; workloads_ = false; scroll_ = 0; changed = true; break;
+            case 'w': case 'W': workloads_ = !workloads_; composition_ = false; scroll_ = 0; changed = true; break;
             case 27: opt.cidr.reset(); message_.clear(); changed = true; break;
             case KEY_DOWN: scroll_++; changed = true; break;
             case KEY_UP: scroll_ = std::max(0, scroll_ - 1); changed = true; break;
@@ -196,6 +197,25 @@ void Tui::draw(const LiveSnapshot& s, const ModelOptions& opt, bool paused) {
             alert_lines++;
         }
 
+    if (workloads_) {
+        // Which workload: the top namespaces, cgroups and processes (--all-netns).
+        std::istringstream in(workloads_text(s, static_cast<size_t>(std::max(3, (LINES - y) / 3 - 1))));
+        int skip = scroll_;
+        bool any = false;
+        for (std::string l; std::getline(in, l) && y < LINES - 1;) {
+            any = true;
+            if (skip > 0) {
+                --skip;
+                continue;
+            }
+            const bool head = l.rfind("NETWORK", 0) == 0 || l.rfind("CGROUP", 0) == 0 || l.rfind("PROCESS", 0) == 0;
+            line(y++, head ? COLOR_PAIR(kHeader) : COLOR_PAIR(kNormal), l);
+        }
+        if (!any) line(y++, COLOR_PAIR(kNormal), "(no inserts or drops seen yet)");
+        line(LINES - 1, A_REVERSE, "w: back to sources  arrows scroll  p pause  q quit");
+        refresh();
+        return;
+    }
     if (composition_) {
         // What the entries are instead of who makes them: each table's last dump, then
         // lifetimes of ended entries (the same rows as the text view).
@@ -273,7 +293,7 @@ void Tui::draw(const LiveSnapshot& s, const ModelOptions& opt, bool paused) {
     }
     const std::string help =
         editing_ ? "filter (address or CIDR, Enter to apply, Esc to cancel): " + input_
-                 : fmt::format("sort {} (r/e/d/s)  / filter{}  c entries by state  p pause  arrows scroll  q quit  {}",
+                 : fmt::format("sort {} (r/e/d/s)  / filter{}  c entries by state  w workloads  p pause  arrows scroll  q quit  {}",
                                sort_name(opt.sort), opt.cidr ? " [" + opt.cidr->to_string() + "]" : "", message_);
     line(LINES - 1, A_REVERSE, help);
     refresh();

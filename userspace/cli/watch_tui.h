@@ -24,6 +24,7 @@ private:
     int scroll_ = 0;
     bool editing_ = false;
     bool composition_ = false;  // 'c': what the entries are instead of the sources
+    bool workloads_ = false;    // 'w': the top namespaces, cgroups and processes instead
     std::string input_, message_;
 };
 

@@ -262,23 +262,24 @@ TableFacts read_table_facts(const SystemRoots& roots) {
 
 namespace ctbpf {
 
-RecentActivity sample_recent(double seconds, const SystemRoots& roots) {
+ActivityReading read_activity(const SystemRoots& roots) {
     const fs::path nf = roots.proc / "sys/net/netfilter";
-    struct Reading {
-        std::map<std::string, uint64_t> counters;
-        uint64_t count = 0;
-        std::chrono::steady_clock::time_point at;
-    };
-    auto read = [&] {
-        Reading r;
-        if (const auto stat = slurp(roots.proc / "net/stat/nf_conntrack")) r.counters = parse_conntrack_stat(*stat);
-        r.count = read_u64(nf / "nf_conntrack_count").value_or(0);
-        r.at = std::chrono::steady_clock::now();
-        return r;
-    };
-    const Reading a = read();
+    ActivityReading r;
+    if (const auto stat = slurp(roots.proc / "net/stat/nf_conntrack")) r.counters = parse_conntrack_stat(*stat);
+    r.count = read_u64(nf / "nf_conntrack_count").value_or(0);
+    r.max = read_u64(nf / "nf_conntrack_max").value_or(0);
+    r.buckets = read_u64(nf / "nf_conntrack_buckets").value_or(0);
+    r.at = std::chrono::steady_clock::now();
+    return r;
+}
+
+RecentActivity sample_recent(double seconds, const SystemRoots& roots) {
+    const ActivityReading a = read_activity(roots);
     std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
-    const Reading b = read();
+    return activity_between(a, read_activity(roots));
+}
+
+RecentActivity activity_between(const ActivityReading& a, const ActivityReading& b) {
     auto delta = [&](const char* name) -> uint64_t {
         const auto x = a.counters.find(name), y = b.counters.find(name);
         if (x == a.counters.end() || y == b.counters.end() || y->second < x->second) return 0;
