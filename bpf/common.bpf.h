@@ -33,6 +33,8 @@ __weak const volatile bool watch_all_netns = false;
  * unshare): user space reads it through the mmapped .bss each tick and looks for new
  * namespaces only when it moved, instead of scanning every process every second. */
 __weak __u64 netns_created = 0;
+/* bpf_get_current_task_btf() exists (5.11+): set by user space from the kernel version. */
+__weak const volatile bool task_btf = false;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -150,40 +152,102 @@ static __always_inline void event_fill_state(struct ctbpf_event *e, const struct
 /* The local process behind a packet (after the netns is filled). A locally originated
  * packet has a socket and no input interface (skb_iif is set on receive, so forwarded and
  * received packets have one). The socket's cgroup is exact in any context; the running
- * task is named only if it is in the packet's namespace and the socket's cgroup: a packet
- * sent from softirq (a TCP retransmission from a timer) runs over whatever task was
- * interrupted, which those two tests reject unless it is a sibling in the same cgroup. */
-static __always_inline void event_fill_process(struct ctbpf_event *e, const struct sk_buff *skb)
+ * task is named only if it is in the socket's cgroup: a packet sent from softirq (a TCP
+ * retransmission from a timer) runs over whatever task was interrupted, which that test
+ * rejects unless it is a sibling in the same cgroup. This runs for every insert and every
+ * drop: helpers rather than walking the task struct, and where `skb` is a BTF pointer (the
+ * tracepoint backend's netfilter and tp_btf programs) plain loads rather than probe reads
+ * (a probe read costs tens of ns: BENCHMARKS.md, "The process behind the entries"). */
+struct ctbpf_sock_facts {
+	__u64 cgroup;      /* the socket's cgroup id; 0: not readable (before 5.15) */
+	bool local;        /* a full socket of a locally originated packet */
+};
+
+static __always_inline struct ctbpf_sock_facts sock_facts_btf(const struct sk_buff *skb)
 {
+	struct ctbpf_sock_facts f = {};
+	struct sock *sk = skb->sk;
+	__u8 state;
+
+	if (!sk || skb->skb_iif)
+		return f;
+	/* Request and time-wait sockets are not full sockets: no cgroup data. */
+	state = sk->__sk_common.skc_state;
+	if (state == TCP_TIME_WAIT || state == TCP_NEW_SYN_RECV)
+		return f;
+	f.local = true;
+	if (bpf_core_field_exists(sk->sk_cgrp_data.cgroup)) {
+		struct cgroup *cg = sk->sk_cgrp_data.cgroup;
+
+		if (cg)
+			f.cgroup = cg->kn->id;
+	}
+	return f;
+}
+
+static __always_inline struct ctbpf_sock_facts sock_facts_probe(const struct sk_buff *skb)
+{
+	struct ctbpf_sock_facts f = {};
 	struct sock *sk = BPF_CORE_READ(skb, sk);
-	struct task_struct *task;
-	__u64 cg = 0;
 	__u8 state;
 
 	if (!sk || BPF_CORE_READ(skb, skb_iif))
-		return;
-	/* Request and time-wait sockets are not full sockets: no cgroup data. */
+		return f;
 	state = BPF_CORE_READ(sk, __sk_common.skc_state);
 	if (state == TCP_TIME_WAIT || state == TCP_NEW_SYN_RECV)
-		return;
+		return f;
+	f.local = true;
 	if (bpf_core_field_exists(sk->sk_cgrp_data.cgroup))
-		cg = BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
-	e->cgroup = cg;
-	task = (struct task_struct *)bpf_get_current_task();
-	if (BPF_CORE_READ(task, nsproxy, net_ns, ns.inum) != e->netns)
+		f.cgroup = BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
+	return f;
+}
+
+static __always_inline void event_fill_process(struct ctbpf_event *e, struct ctbpf_sock_facts f)
+{
+	__u64 task_cg;
+
+	if (!f.local)
 		return;
-	if (!cg)  /* before 5.15 the socket's cgroup is not read: the sending task's */
-		e->cgroup = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
-	else if (BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id) != cg)
+	if (task_btf) {
+		/* One helper and plain loads. Three helpers (cgroup id, pid, comm) cost about
+		 * 250 ns per event on these machines, as much as the rest of the insert path. */
+		struct task_struct *t = bpf_get_current_task_btf();
+
+		task_cg = t->cgroups->dfl_cgrp->kn->id;
+		/* Before 5.15 the socket's cgroup is not read: the sending task's, if it is in
+		 * the packet's namespace (then it is the sender, or a task of that namespace). */
+		if (!f.cgroup) {
+			if (t->nsproxy->net_ns->ns.inum != e->netns)
+				return;
+			f.cgroup = task_cg;
+		}
+		e->cgroup = f.cgroup;
+		if (task_cg != f.cgroup)
+			return;
+		e->pid = t->tgid;
+		__builtin_memcpy(e->comm, t->comm, sizeof(e->comm));
 		return;
-	e->pid = BPF_CORE_READ(task, tgid);
-	bpf_probe_read_kernel(e->comm, sizeof(e->comm), &task->comm);
+	}
+	/* 5.10: no bpf_get_current_task_btf (5.11); helpers and probe reads. */
+	task_cg = bpf_get_current_cgroup_id();
+	if (!f.cgroup) {
+		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+
+		if (BPF_CORE_READ(task, nsproxy, net_ns, ns.inum) != e->netns)
+			return;
+		f.cgroup = task_cg;
+	}
+	e->cgroup = f.cgroup;
+	if (task_cg != f.cgroup)
+		return;
+	e->pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
 }
 
 /* Counts an event about an entry and delivers it; `skb` (insert: the packet confirmed)
- * names the local process behind it, if any. */
+ * names the local process behind it, if any; `btf`: `skb` is a BTF pointer. */
 static __always_inline void report_ct_skb(__u8 kind, const struct nf_conn *ct, __u8 reason,
-					  const struct sk_buff *skb)
+					  const struct sk_buff *skb, bool btf)
 {
 	struct ctbpf_event *e;
 
@@ -193,7 +257,7 @@ static __always_inline void report_ct_skb(__u8 kind, const struct nf_conn *ct, _
 		event_fill_ct(e, ct);
 		event_fill_state(e, ct);
 		if (skb)
-			event_fill_process(e, skb);
+			event_fill_process(e, btf ? sock_facts_btf(skb) : sock_facts_probe(skb));
 		e->reason = reason;
 		event_submit(e);
 	}
@@ -201,7 +265,7 @@ static __always_inline void report_ct_skb(__u8 kind, const struct nf_conn *ct, _
 
 static __always_inline void report_ct(__u8 kind, const struct nf_conn *ct, __u8 reason)
 {
-	report_ct_skb(kind, ct, reason, 0);
+	report_ct_skb(kind, ct, reason, 0, false);
 }
 
 /* The insert announced for this entry did not happen: take it back, then say why. Every

@@ -74,7 +74,7 @@ static __always_inline const struct nf_conn *skb_ct(const struct sk_buff *skb)
 
 static __always_inline void fn_insert(const struct nf_conn *ct, const struct sk_buff *skb)
 {
-	report_ct_skb(CTBPF_EV_INSERT, ct, CTBPF_R_NONE, skb);
+	report_ct_skb(CTBPF_EV_INSERT, ct, CTBPF_R_NONE, skb, false);
 }
 
 /* Reported as the tracepoint backend does: the insert, then its taking back. */
@@ -130,7 +130,7 @@ static __always_inline void fn_in_exit(unsigned int verdict)
 		e->netns = st->in_netns[d];
 		e->reason = why;
 		event_fill_skb(e, skb);
-		event_fill_process(e, skb);
+		event_fill_process(e, sock_facts_probe(skb));
 		event_submit_flags(e, urgent);
 	}
 }

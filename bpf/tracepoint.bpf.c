@@ -112,7 +112,7 @@ int nf_before_confirm(struct bpf_nf_ctx *ctx)
 		st->pending_skb = (__u64)(unsigned long)skb;
 		st->pending_ct = (__u64)(unsigned long)ct;
 	}
-	report_ct_skb(CTBPF_EV_INSERT, ct, CTBPF_R_NONE, skb);
+	report_ct_skb(CTBPF_EV_INSERT, ct, CTBPF_R_NONE, skb, true);
 	return NF_ACCEPT;
 }
 
@@ -171,7 +171,7 @@ int BPF_PROG(tp_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_re
 		e->netns = netns;
 		e->reason = why;
 		event_fill_skb(e, skb);
-		event_fill_process(e, skb);
+		event_fill_process(e, sock_facts_btf(skb));
 		event_submit_flags(e, urgent);
 	}
 	return 0;

@@ -259,6 +259,9 @@ TEST_F(Namespaces, AllNetnsNamesTheNamespaceCgroupAndProcessThatFillTheirTables)
         EXPECT_EQ((*r)["inserts"], ns->nft_new_counter()) << ns->name();
         EXPECT_EQ((*r)["drops"], delta(before, after, "drop")) << ns->name();
         EXPECT_EQ((*r)["entries"], ns->count()) << ns->name();
+        long long listed = 0;  // what `conntrack -L` lists there
+        for (const auto& [src, n] : ns->conntrack_by_source()) listed += n;
+        EXPECT_EQ((*r)["entries"], listed) << ns->name();
     }
     EXPECT_EQ((*ns_row)["entries"], full.count());
     // The cgroup and the process behind them, exact (the namespaces' only senders).

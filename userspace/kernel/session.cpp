@@ -303,6 +303,7 @@ Session::Session(const SessionOptions& opt, RecordHandler handler) : impl_(std::
     uint64_t key = 0;
     if (getrandom(&key, sizeof key, 0) != sizeof key) key = 0x9e3779b97f4a7c15ull;
     I.skel->rodata->ct_id_key = key;
+    I.skel->rodata->task_btf = features.major > 5 || (features.major == 5 && features.minor >= 11);
     I.skel->rodata->wakeup_bytes = static_cast<__u32>(std::min(opt.wakeup_bytes, opt.ring_bytes / 2));
     bpf_map__set_max_entries(I.skel->maps.events, static_cast<__u32>(opt.ring_bytes));
     I.select_programs(features);
