@@ -114,11 +114,15 @@ TEST_F(Scenario, TableFullIncidentDropsAndEarlyDropsAreExact) {
     const long long drops = delta(before, after, "drop");
     const long long early = delta(before, after, "early_drop");
     ASSERT_GT(drops, 0) << "the table never filled";
-    EXPECT_EQ(entries, 300);
+    // Full, or a little under once the gc worker evicts unassured entries above 95% (a
+    // destroy, not an early drop: seen on a 6.12 VM and in a CI run).
+    EXPECT_LE(entries, 300);
+    EXPECT_GE(entries, 270);
     EXPECT_EQ(k["drop"], drops);
     EXPECT_EQ(k["early_drop"], early);
-    EXPECT_EQ(k["insert"], entries + early);
     EXPECT_EQ(k["insert"], nft_new);
+    EXPECT_LE(k["insert"].get<long long>() - k["early_drop"].get<long long>() - k["destroy"].get<long long>(), entries);
+    EXPECT_GE(k["insert"].get<long long>() - k["early_drop"].get<long long>(), entries);
     EXPECT_EQ(r["failed"], drops);  // each dropped datagram failed its sendto
     EXPECT_EQ(ct.summary()["lost"], 0);
 

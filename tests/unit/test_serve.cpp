@@ -582,3 +582,19 @@ TEST(Exposition, SourcesCarryTheirNamespaceAndUnattributedIsExposed) {
     ASSERT_EQ(fams.at("ctbpf_unattributed_entries").samples.size(), 1u);
     EXPECT_EQ(fams.at("ctbpf_unattributed_entries").samples[0].second, "-3");
 }
+
+// --all-netns on a host of hundreds of containers: the per-table families list the top-K
+// fullest tables, not a series per namespace.
+TEST(Exposition, PerTableSeriesAreBoundedByTopKWithManyNamespaces) {
+    Fixture fx(3);
+    fx.snap.tables.clear();
+    for (int i = 0; i < 300; ++i)
+        fx.snap.tables.push_back({{static_cast<uint32_t>(1000 + i), 900 - i, 1000, 1024}, "ns" + std::to_string(i)});
+    const auto fams = parse(render(fx.snap, fx.top, Exposition{"0.1.0", 5}, Format::OpenMetrics), Format::OpenMetrics);
+    const auto& entries = fams.at("ctbpf_conntrack_entries").samples;
+    ASSERT_EQ(entries.size(), 5u);
+    EXPECT_EQ(entries[0].first.at("netns"), "ns0");  // the fullest first (the model sorts them)
+    size_t series = 0;
+    for (const auto& [name, fam] : fams) series += fam.samples.size();
+    EXPECT_LE(series, series_ceiling(fx.snap.tables.size(), 5));
+}

@@ -101,6 +101,7 @@ constexpr size_t kStateSeries = 16, kLifetimeClasses = 8;
 }  // namespace
 
 size_t series_ceiling(size_t tables, size_t top_k) {
+    tables = std::min(tables, top_k);  // the per-table families list the top-K fullest
     // build_info, 5 per table + time to full, 8 totals (drops has three reasons),
     // 3 tracking gauges (with unattributed entries), 4 per-source families and 1 destination
     // family of top_k each. The netns label on per-source series adds no series: each
@@ -117,18 +118,20 @@ std::string render(const LiveSnapshot& s, const TopK& top, const Exposition& e, 
     w.family("ctbpf_build_info", Type::Info, "ctbpf's version and the attach backend in use");
     w.sample("ctbpf_build_info", {{"version", e.version}, {"backend", s.backend}}, 1);
 
-    // The table, per watched network namespace.
+    // The table, per watched network namespace: the top-K fullest (--all-netns on a host
+    // of hundreds of containers must not make a series per namespace).
+    const std::span<const TableRow> tables(s.tables.data(), std::min(s.tables.size(), e.top_k));
     w.family("ctbpf_conntrack_entries", Type::Gauge, "Entries in the conntrack table (nf_conntrack_count)");
-    for (const auto& t : s.tables) w.sample("ctbpf_conntrack_entries", {{"netns", t.name}}, d(t.count));
+    for (const auto& t : tables) w.sample("ctbpf_conntrack_entries", {{"netns", t.name}}, d(t.count));
     w.family("ctbpf_conntrack_entries_limit", Type::Gauge, "Most entries the table may hold (nf_conntrack_max)");
-    for (const auto& t : s.tables) w.sample("ctbpf_conntrack_entries_limit", {{"netns", t.name}}, d(t.max));
+    for (const auto& t : tables) w.sample("ctbpf_conntrack_entries_limit", {{"netns", t.name}}, d(t.max));
     w.family("ctbpf_conntrack_buckets", Type::Gauge, "Hash buckets of the table (nf_conntrack_buckets)");
-    for (const auto& t : s.tables) w.sample("ctbpf_conntrack_buckets", {{"netns", t.name}}, d(t.buckets));
+    for (const auto& t : tables) w.sample("ctbpf_conntrack_buckets", {{"netns", t.name}}, d(t.buckets));
     w.family("ctbpf_conntrack_fill_ratio", Type::Gauge, "Entries divided by the limit (1 = full: new flows are dropped)",
              "ratio");
-    for (const auto& t : s.tables) w.sample("ctbpf_conntrack_fill_ratio", {{"netns", t.name}}, t.fill());
+    for (const auto& t : tables) w.sample("ctbpf_conntrack_fill_ratio", {{"netns", t.name}}, t.fill());
     w.family("ctbpf_conntrack_memory_bytes", Type::Gauge, "Slab memory held by the table's entries", "bytes");
-    for (const auto& t : s.tables)
+    for (const auto& t : tables)
         w.sample("ctbpf_conntrack_memory_bytes", {{"netns", t.name}}, d(static_cast<uint64_t>(std::max<int64_t>(0, t.count))) * d(s.object_size));
     w.family("ctbpf_conntrack_time_to_full_seconds", Type::Gauge,
              "Seconds until the fullest table is full at its current growth (+Inf when not growing, 0 when full)",
@@ -230,9 +233,10 @@ std::string render(const LiveSnapshot& s, const TopK& top, const Exposition& e, 
              "Entries by protocol and state at the last dump of the table (TCP: its state; others: "
              "UNREPLIED, REPLIED or ASSURED); the largest classes of each table");
     for (const auto& c : s.composition) {
-        std::string ns = std::to_string(c.netns);
-        for (const auto& t : s.tables)
+        std::string ns;
+        for (const auto& t : tables)
             if (t.netns == c.netns) ns = t.name;
+        if (ns.empty()) continue;  // not among the top-K tables
         for (size_t i = 0; i < c.classes.size() && i < kStateSeries; ++i) {
             const auto& k = c.classes[i];
             const std::string proto = proto_name(k.cls.proto), state = state_name(k.cls.state);
