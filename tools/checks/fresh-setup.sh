@@ -7,14 +7,16 @@
 # Nothing runs the BPF programs here: a chroot shares the host's kernel, so there is
 # nothing to learn about them.
 #   sudo bash tools/checks/fresh-setup.sh [--setup-only] [--jobs N]
+#   sudo bash tools/checks/fresh-setup.sh --tests     # times `tools/setup.sh --tests` instead
 # CTBPF_FRESH_CACHE (default /var/cache/ctbpf-fresh) holds the tarball.
 set -euo pipefail
 die() { echo "fresh-setup: $*" >&2; exit 1; }
 
-setup_only=0 jobs=2
+setup_only=0 jobs=2 tests=0
 while [ $# -gt 0 ]; do
   case $1 in
     --setup-only) setup_only=1 ;;
+    --tests) tests=1 setup_only=1 ;;
     --jobs) jobs=$2; shift ;;
     *) die "unknown argument '$1'" ;;
   esac
@@ -65,6 +67,15 @@ mkdir "$root/src"
 
 in_root() { chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 bash -c "$1"; }
 
+if [ "$tests" -eq 1 ]; then
+  t0=$(now)
+  in_root 'cd /src && bash tools/setup.sh --tests'
+  t1=$(now)
+  echo "fresh-setup: tools/setup.sh --tests (build, run and test set) took $(took "$t0" "$t1") s"
+  echo "fresh-setup: downloaded $(du -cm "$root"/var/cache/apt/archives/*.deb | awk 'END {print $1}') MiB in $(ls "$root"/var/cache/apt/archives/*.deb | wc -l) packages"
+  in_root 'dpkg-query -W -f "\${Installed-Size}\n" | awk "{s += \$1} END {printf \"fresh-setup: installed packages now take %.0f MiB\n\", s / 1024}"'
+  exit 0
+fi
 t0=$(now)
 in_root 'cd /src && bash tools/setup.sh'
 t1=$(now)
