@@ -2,9 +2,9 @@
 # Installs the build into a scratch DESTDIR and checks what a package would ship: the files
 # are where the README says, the unit starts the installed binary, and that binary runs and
 # reports CMake's project(VERSION).
-#   check_install.sh BUILD_DIR SCRATCH VERSION PREFIX BINDIR UNITDIR DATADIR DOCDIR
+#   check_install.sh BUILD_DIR SCRATCH VERSION PREFIX BINDIR UNITDIR DATADIR DOCDIR MANDIR
 set -euo pipefail
-build=$1 scratch=$2 version=$3 prefix=$4 bindir=$5 unitdir=$6 datadir=$7 docdir=$8
+build=$1 scratch=$2 version=$3 prefix=$4 bindir=$5 unitdir=$6 datadir=$7 docdir=$8 mandir=$9
 
 rm -rf "$scratch"
 DESTDIR="$scratch" cmake --install "$build" >/dev/null
@@ -22,6 +22,10 @@ expect "$docdir/README.md"
 expect "$docdir/LICENSE"
 expect "$docdir/docs/ARCHITECTURE.md"
 expect "$docdir/docs/metrics.md"
+expect "$mandir/man8/ctbpf.8"
+# bash-completion loads a command's completion by the command's name.
+expect "$datadir/bash-completion/completions/ctbpf"
+expect "$datadir/zsh/site-functions/_ctbpf"
 [ -x "$root/$bindir/ctbpf" ] || { echo "check_install: ctbpf is not executable" >&2; fail=1; }
 [ "$fail" -eq 0 ] || exit 1
 

@@ -90,7 +90,7 @@ std::string cannot_run_reason() {
     if (geteuid() != 0) return "not root";
     if (access("/sys/kernel/btf/vmlinux", R_OK) != 0) return "kernel has no BTF";
     if (sh("command -v nft && command -v conntrack && command -v ip").status != 0)
-        return "nft, conntrack or ip missing (run tools/setup.sh)";
+        return "nft, conntrack or ip missing (run tools/setup.sh --tests)";
     return "";
 }
 

@@ -162,7 +162,7 @@ protected:
         PrivilegedTest::SetUp();
         if (IsSkipped() || HasFatalFailure()) return;
         if (sh("command -v setpriv && command -v curl").status != 0)
-            GTEST_FAIL() << "setpriv (util-linux) or curl missing (tools/setup.sh installs curl)";
+            GTEST_FAIL() << "setpriv (util-linux) or curl missing (tools/setup.sh --tests installs curl)";
         caps_ = unit_caps("AmbientCapabilities");
         ASSERT_FALSE(caps_.empty()) << "no AmbientCapabilities= in " << kUnit;
         // The bounding set must not be narrower than what is granted (else systemd drops it).

@@ -24,7 +24,7 @@ std::string capture(const std::string& session) { return sh_ok(fmt::format("tmux
 }  // namespace
 
 TEST_F(Tui, At80x24TheVictimOfAFloodOverManyPortsIsOnScreen) {
-    if (sh("command -v tmux").status != 0) GTEST_FAIL() << "tmux missing (tools/setup.sh installs it)";
+    if (sh("command -v tmux").status != 0) GTEST_FAIL() << "tmux missing (tools/setup.sh --tests installs it)";
     Netns ns("tui80");
     // The first port fills the table: the six others and the health check lose packets,
     // more victims than the five rows the view used to have.

@@ -99,7 +99,7 @@ TEST_F(Watch, BaselineCountsEntriesThatPredateCtbpf) {
 }
 
 TEST_F(Watch, FullScreenViewInTmuxShowsTheIncident) {
-    if (sh("command -v tmux").status != 0) GTEST_FAIL() << "tmux missing (tools/setup.sh installs it)";
+    if (sh("command -v tmux").status != 0) GTEST_FAIL() << "tmux missing (tools/setup.sh --tests installs it)";
     Netns ns("tui");
     ConntrackMax max(300);
     const std::string session = fmt::format("ctbpf-tui-{}", getpid());

@@ -323,14 +323,14 @@ TEST(Exposition, NegotiatesFormatFromAccept) {
 }
 
 // Prometheus's own linter and the Python client's strict OpenMetrics parser (Debian packages
-// prometheus and python3-prometheus-client, installed by tools/setup.sh).
+// prometheus and python3-prometheus-client, installed by tools/setup.sh --tests).
 TEST(Exposition, AcceptedByPromtoolAndThePythonParser) {
     Fixture fx(25);
     const std::string dir = ::testing::TempDir();
     const std::string text = dir + "/ctbpf-metrics.txt", om = dir + "/ctbpf-metrics.om";
     std::ofstream(text) << render(fx.snap, fx.top, Exposition{"0.1.0", 20}, Format::PrometheusText);
     std::ofstream(om) << render(fx.snap, fx.top, Exposition{"0.1.0", 20}, Format::OpenMetrics);
-    ASSERT_EQ(std::system("command -v promtool >/dev/null"), 0) << "promtool missing: run tools/setup.sh";
+    ASSERT_EQ(std::system("command -v promtool >/dev/null"), 0) << "promtool missing: run tools/setup.sh --tests";
     EXPECT_EQ(std::system(("promtool check metrics < " + text).c_str()), 0);
     const std::string py =
         "/usr/bin/python3 -c 'import sys\n"

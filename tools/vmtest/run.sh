@@ -19,7 +19,7 @@
 # $CTBPF_VMTEST_CACHE) and reused, through a source list and package lists of the cache's
 # own (the machine's apt sources are not used or changed), refreshed after a day; offline,
 # the last packages found are used. Needs: qemu-system-x86 busybox-static cpio xz-utils zstd
-# kmod (tools/setup.sh), and nft, conntrack, ip, dash, setpriv on the host (copied into
+# kmod (tools/setup.sh --tests), and nft, conntrack, ip, dash, setpriv on the host (copied into
 # the VM with their libraries).
 # Prints the VM's CTBPF-VM-RESULT and CTBPF-VM-REFUSED lines and the output of failed tests,
 # writes RESULTS/NAME.json (default build/kernel-matrix; tools/vmtest/matrix.py turns those
@@ -80,7 +80,7 @@ for name in $kernels; do
 done
 
 for c in qemu-system-x86_64 cpio xz zstd depmod gzip dpkg apt-get nft conntrack ip dash setpriv ldd strip python3; do
-	command -v "$c" >/dev/null || die "'$c' is missing: run tools/setup.sh (qemu-system-x86 busybox-static cpio xz-utils zstd kmod nftables conntrack iproute2 dash util-linux binutils python3)"
+	command -v "$c" >/dev/null || die "'$c' is missing: run tools/setup.sh --tests (qemu-system-x86 busybox-static cpio xz-utils zstd kmod nftables conntrack iproute2 dash util-linux binutils python3)"
 done
 [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1 || die "/bin/busybox must be the static one: install busybox-static"
 [ -x "$ctbpf" ] && [ -x "$loadgen" ] && [ -x "$tests" ] || die "build first: $ctbpf, $loadgen or $tests is missing"
