@@ -40,6 +40,15 @@ private:
     int home_ = -1;
 };
 
+// One line of /proc/self/mountinfo: what is mounted (its root in its filesystem, e.g.
+// "net:[4026532177]" for an nsfs bind mount), where (octal escapes undone) and its type.
+struct MountEntry {
+    std::string root, mount_point, fstype;
+};
+// Every line of `proc`/self/mountinfo (fields: id parent dev root mountpoint options
+// [optional...] - fstype source superopts); malformed lines are skipped.
+std::vector<MountEntry> read_mountinfo(const std::filesystem::path& proc = "/proc");
+
 // A network namespace found on the host, and a path that opens it now.
 struct HostNetns {
     uint32_t inum = 0;

@@ -311,6 +311,7 @@ TEST_F(Namespaces, TwoHundredNamespacesComeAndGoWithoutLeaks) {
     };
     auto fd_count = [&] { return std::stoi(sh(fmt::format("ls /proc/{}/fd | wc -l", ct.pid)).out); };
     std::map<std::string, long long> sent;
+    std::map<std::string, std::string> made;  // names made per inode, to explain a miss
     std::map<uint64_t, size_t> seen;  // watch lines per inode so far
     auto one = [&](int i) {
         Netns ns(fmt::format("churn{}", i));
@@ -321,6 +322,7 @@ TEST_F(Namespaces, TwoHundredNamespacesComeAndGoWithoutLeaks) {
         seen[inode] = before + 1;
         loadgen(ns, "--src 127.0.1.1 --flows 3");
         sent[std::to_string(inode)] += ns.nft_new_counter();  // inodes are reused: summed per inode
+        made[std::to_string(inode)] += ns.name() + " ";
     };
     for (int i = 0; i < 20; ++i) one(i);
     ASSERT_FALSE(HasFatalFailure());
@@ -349,16 +351,32 @@ TEST_F(Namespaces, TwoHundredNamespacesComeAndGoWithoutLeaks) {
     std::printf("churn: fds %d -> %d, rss %ld -> %ld KiB\n", fds0, fds1, rss0, rss1);
 
     const json summary = ct.stop();
-    std::map<std::string, long long> got;
+    std::map<std::string, long long> got, by_name;
     size_t named = 0;
     for (const auto& line : sh(fmt::format("cat {}/out", ct.dir)).out | std::views::split('\n')) {
         const std::string l(line.begin(), line.end());
         if (l.find("\"type\":\"insert\"") == std::string::npos) continue;
         const json e = json::parse(l);
         ++got[std::to_string(e["netns"].get<uint64_t>())];
+        ++by_name[e["netns_name"].get<std::string>()];
         named += e["netns_name"].get<std::string>().starts_with("ctbpf-t-churn");
     }
-    for (const auto& [inode, n] : sent) EXPECT_EQ(got[inode], n) << "namespaces of inode " << inode;
+    for (const auto& [inode, n] : sent) {
+        std::string lines;  // what ctbpf said about that inode, to see a miss's cause
+        for (const auto& part : ct.err() | std::views::split('\n')) {
+            const std::string l(part.begin(), part.end());
+            if (l.find("(" + inode + ")") != std::string::npos) lines += l + "\n";
+        }
+        std::string odd;  // namespaces whose inserts were not 3 each, by the name events carry
+        for (const auto& [name, c] : by_name)
+            if (c != 3) odd += fmt::format("{}: {}\n", name, c);
+        for (const auto& part : made[inode] | std::views::split(' ')) {
+            const std::string name(part.begin(), part.end());
+            if (!name.empty() && !by_name.count(name)) odd += name + ": no event\n";
+        }
+        if (got[inode] != n) std::ofstream("/tmp/churn-err.txt") << ct.err();
+        EXPECT_EQ(got[inode], n) << "namespaces of inode " << inode << ":\n" << lines << "by name:\n" << odd << "made: " << made[inode];
+    }
     // Named by their `ip netns` name (a namespace caught while `ip netns add` ran is named by
     // its process until the next scan).
     EXPECT_GT(named, 0u);

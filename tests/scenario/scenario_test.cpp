@@ -140,9 +140,19 @@ TEST_F(Scenario, TableFullIncidentDropsAndEarlyDropsAreExact) {
     EXPECT_EQ(ct.summary()["destinations"][0]["port"], 9);
     EXPECT_EQ(ct.summary()["destinations"][0]["drops"], drops);
 
-    // Occupancy still agrees with the table after evictions.
+    // Occupancy still agrees with the table after evictions: the sources' entries are what
+    // the events left (inserts - early drops - destroys), and `conntrack -L` lists at most
+    // that per source (the gc worker may evict a few more after ctbpf stopped, above 95%).
+    long long attributed = 0;
+    for (const auto& s : ct.summary()["sources"]) attributed += s["entries"].get<long long>();
+    EXPECT_EQ(attributed, k["insert"].get<long long>() - k["early_drop"].get<long long>() - k["destroy"].get<long long>());
     const auto by_source = ns.conntrack_by_source();
-    for (const auto& [addr, n] : by_source) EXPECT_EQ((*find_source(ct.summary(), addr))["entries"], n) << addr;
+    long long listed = 0;
+    for (const auto& [addr, n] : by_source) {
+        EXPECT_LE(n, (*find_source(ct.summary(), addr))["entries"].get<long long>()) << addr;
+        listed += n;
+    }
+    EXPECT_GE(listed, 270);
 }
 
 TEST_F(Scenario, FirewallDropsAreNotConntrackDrops) {

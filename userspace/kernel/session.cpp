@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstring>
 #include <deque>
+#include <map>
 #include <mutex>
 
 #include <fmt/format.h>
@@ -99,6 +100,11 @@ struct Session::Impl {
     bool netns_signal = false;       // the kernel side says when a namespace may be new
     uint64_t netns_created_seen = ~0ull;
     std::chrono::steady_clock::time_point next_scan{};
+    // Namespaces a scan did not find, by inode: gone only when the next scan, at least
+    // kGoneConfirm later, misses them too. A scan races with mounts and unmounts (`ip netns
+    // add` and `del` of others): readdir of /run/netns and a read of mountinfo can both skip
+    // an entry while it changes (seen: a live namespace missed once, its links released).
+    std::map<uint32_t, std::chrono::steady_clock::time_point> missed;
     std::vector<LinkPtr>* link_sink = &links;  // where attach_netfilter puts new links
     UniqueFd max_fd;
 
@@ -433,14 +439,18 @@ std::vector<WatchedNetns> Session::discover_namespaces() {
     if (!I.all_netns) return changed;
     const auto now = std::chrono::steady_clock::now();
     const uint64_t made = I.skel->bss->netns_created;
-    // Scan when the kernel side saw a namespace made; and every 5 s (1 s without that
-    // signal), since nothing signals a namespace's end.
     if (made == I.netns_created_seen && now < I.next_scan) return changed;
+    const bool signalled = made != I.netns_created_seen;
     I.netns_created_seen = made;
-    I.next_scan = now + std::chrono::seconds(I.netns_signal ? 5 : 1);
+    // Scan when the kernel side saw a namespace made, once more shortly after (the scan may
+    // have raced with the mount that names it); and every 5 s (1 s without that signal),
+    // since nothing signals a namespace's end.
+    constexpr auto kSoon = std::chrono::milliseconds(250);
+    I.next_scan = now + (signalled || !I.missed.empty() ? kSoon : std::chrono::seconds(I.netns_signal ? 5 : 1));
     const std::vector<HostNetns> host = list_host_netns();
     const uint32_t self = NetnsFile("self").inum();
     for (const HostNetns& h : host) {
+        I.missed.erase(h.inum);
         auto it = std::find_if(I.watched.begin(), I.watched.end(),
                                [&](const WatchedNetns& w) { return w.inum == h.inum && !w.gone; });
         if (it != I.watched.end()) {
@@ -459,12 +469,17 @@ std::vector<WatchedNetns> Session::discover_namespaces() {
             // gone between the scan and the attach
         }
     }
-    // Nothing on the host holds it any more (only our links did): let it go.
+    // Nothing on the host holds it any more (only our links did), in two scans: let it go.
+    constexpr auto kGoneConfirm = std::chrono::milliseconds(200);
     std::vector<uint32_t> gone;
-    for (const auto& w : I.watched)
-        if (!w.gone && std::none_of(host.begin(), host.end(), [&](const HostNetns& h) { return h.inum == w.inum; }))
-            gone.push_back(w.inum);
+    for (const auto& w : I.watched) {
+        if (w.gone || std::any_of(host.begin(), host.end(), [&](const HostNetns& h) { return h.inum == w.inum; }))
+            continue;
+        const auto [at, first] = I.missed.try_emplace(w.inum, now);
+        if (!first && now - at->second >= kGoneConfirm) gone.push_back(w.inum);
+    }
     for (uint32_t inum : gone) {
+        I.missed.erase(inum);
         auto it = std::find_if(I.watched.begin(), I.watched.end(),
                                [&](const WatchedNetns& w) { return w.inum == inum && !w.gone; });
         WatchedNetns g = *it;

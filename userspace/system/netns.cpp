@@ -71,6 +71,34 @@ uint32_t net_link_inum(const char* text) {
 }
 }  // namespace
 
+std::vector<MountEntry> read_mountinfo(const std::filesystem::path& proc) {
+    std::vector<MountEntry> out;
+    std::ifstream in(proc / "self" / "mountinfo");
+    for (std::string line; std::getline(in, line);) {
+        const size_t sep = line.find(" - ");
+        if (sep == std::string::npos) continue;
+        std::istringstream head(line.substr(0, sep)), tail(line.substr(sep + 3));
+        std::string id, parent, dev, root, mount;
+        MountEntry m;
+        if (!(head >> id >> parent >> dev >> root >> mount) || !(tail >> m.fstype)) continue;
+        // Mount points escape space, tab, newline and backslash as \ooo.
+        for (size_t i = 0; i < mount.size(); ++i) {
+            const bool octal = mount[i] == '\\' && i + 3 < mount.size() && mount[i + 1] >= '0' &&
+                               mount[i + 1] <= '7' && mount[i + 2] >= '0' && mount[i + 2] <= '7' &&
+                               mount[i + 3] >= '0' && mount[i + 3] <= '7';
+            if (octal) {
+                m.mount_point += static_cast<char>((mount[i + 1] - '0') * 64 + (mount[i + 2] - '0') * 8 + (mount[i + 3] - '0'));
+                i += 3;
+            } else {
+                m.mount_point += mount[i];
+            }
+        }
+        m.root = std::move(root);
+        out.push_back(std::move(m));
+    }
+    return out;
+}
+
 std::vector<HostNetns> list_host_netns(const std::filesystem::path& proc, const std::filesystem::path& run) {
     std::map<uint32_t, HostNetns> found;
     // Bind mounts under /run/netns: `ip netns add` names them.
@@ -88,20 +116,12 @@ std::vector<HostNetns> list_host_netns(const std::filesystem::path& proc, const 
         }
         closedir(d);
     }
-    // Other nsfs mounts: field 4 is the root ("net:[N]"), field 5 the mount point, and the
-    // filesystem type follows the " - " separator.
-    if (std::ifstream in(proc / "self" / "mountinfo"); in) {
-        std::string line;
-        while (std::getline(in, line)) {
-            const size_t sep = line.find(" - ");
-            if (sep == std::string::npos || line.compare(sep + 3, 5, "nsfs ") != 0) continue;
-            std::istringstream f(line.substr(0, sep));
-            std::string id, parent, dev, root, mount;
-            if (!(f >> id >> parent >> dev >> root >> mount)) continue;
-            const uint32_t inum = net_link_inum(root.c_str());
-            if (!inum || found.count(inum)) continue;
-            found[inum] = HostNetns{inum, mount, "", 0};
-        }
+    // Other nsfs mounts (docker's /run/docker/netns, CNI's).
+    for (const MountEntry& m : read_mountinfo(proc)) {
+        if (m.fstype != "nsfs") continue;
+        const uint32_t inum = net_link_inum(m.root.c_str());
+        if (!inum || found.count(inum)) continue;
+        found[inum] = HostNetns{inum, m.mount_point, "", 0};
     }
     // Processes, lowest pid first (readdir order is not sorted).
     std::vector<int> pids;

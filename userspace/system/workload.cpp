@@ -6,8 +6,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 #include <array>
 #include <cerrno>
 #include <cstdlib>
@@ -18,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ctbpf/fd.h"
+#include "ctbpf/netns.h"
 #include "ctbpf/system.h"
 
 namespace ctbpf {
@@ -70,21 +69,6 @@ bool is_hex64(std::string_view s) {
 
 std::string join(const std::string& root, std::string_view rel) {
     return root.ends_with('/') ? root + std::string(rel) : root + "/" + std::string(rel);
-}
-
-// Mount points in mountinfo escape space, tab, newline and backslash as \ooo.
-std::string unescape_octal(std::string_view s) {
-    std::string out;
-    for (size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '\\' && i + 3 < s.size() &&
-            std::all_of(s.begin() + i + 1, s.begin() + i + 4, [](char c) { return c >= '0' && c <= '7'; })) {
-            out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
-            i += 3;
-        } else {
-            out += s[i];
-        }
-    }
-    return out;
 }
 
 std::vector<std::string_view> split(std::string_view s, char sep) {
@@ -319,19 +303,14 @@ void WorkloadResolver::refresh() {
     }
     // Namespaces kept by a bind mount elsewhere (docker's /run/docker/netns, CNI's).
     // Fields: id parent dev root mountpoint options [optional...] - fstype source superopts.
-    std::string mountinfo;
-    if (read_file(AT_FDCWD, join(roots_.proc, "self/mountinfo"), mountinfo, 16 * kMaxProcFile)) {
-        for (std::string_view line : split(mountinfo, '\n')) {
-            const auto f = split(line, ' ');
-            const auto dash = std::find(f.begin(), f.end(), "-");
-            if (f.size() < 5 || dash == f.end() || dash + 1 == f.end() || dash[1] != "nsfs") continue;
-            const uint32_t inum = parse_ns_link(f[3]);
-            if (inum == 0) continue;
-            const std::string where = unescape_octal(f[4]);
-            const std::string netns_dir = join(roots_.run_netns, "");
-            const bool named = where.starts_with(netns_dir) && where.find('/', netns_dir.size()) == std::string::npos;
-            bind_mount(inum, where, named ? std::string_view(where).substr(netns_dir.size()) : "");
-        }
+    for (const MountEntry& m : read_mountinfo(roots_.proc)) {
+        if (m.fstype != "nsfs") continue;
+        const uint32_t inum = parse_ns_link(m.root);
+        if (inum == 0) continue;
+        const std::string netns_dir = join(roots_.run_netns, "");
+        const bool named =
+            m.mount_point.starts_with(netns_dir) && m.mount_point.find('/', netns_dir.size()) == std::string::npos;
+        bind_mount(inum, m.mount_point, named ? std::string_view(m.mount_point).substr(netns_dir.size()) : "");
     }
 
     std::unordered_map<std::string, RuntimeNames> names_seen;
@@ -420,15 +399,8 @@ void WorkloadResolver::walk_cgroups() {
 }
 
 std::string cgroup2_mount(const std::string& proc) {
-    std::ifstream in(proc + "/self/mountinfo");
-    std::string line;
-    while (std::getline(in, line)) {
-        const size_t sep = line.find(" - ");
-        if (sep == std::string::npos || line.compare(sep + 3, 8, "cgroup2 ") != 0) continue;
-        std::istringstream f(line.substr(0, sep));
-        std::string id, parent, dev, root, mount;
-        if (f >> id >> parent >> dev >> root >> mount && root == "/") return mount;
-    }
+    for (const MountEntry& m : read_mountinfo(proc))
+        if (m.fstype == "cgroup2" && m.root == "/") return m.mount_point;
     return "/sys/fs/cgroup";
 }
 
