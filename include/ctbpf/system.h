@@ -77,6 +77,9 @@ struct OtherNetnsIncident {
 };
 // Names of `ip netns` namespaces by inode (/run/netns).
 std::map<uint64_t, std::string> named_netns(const SystemRoots& roots = {});
+// Whether this process has capability `cap` (its number, e.g. 21 = CAP_SYS_ADMIN) in its
+// effective set (the CapEff line of /proc/self/status).
+bool has_capability(int cap);
 // The namespaces of `log.others` whose last line is at most `within_s` old, newest first.
 std::vector<OtherNetnsIncident> other_netns_incidents(const KernelLog& log, const std::optional<double>& uptime_s,
                                                       const std::map<uint64_t, std::string>& names, double within_s);

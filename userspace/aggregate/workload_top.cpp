@@ -54,6 +54,9 @@ void WorkloadTop::count(Summary& s, const WorkloadKey& k, const Event& e) {
 }
 
 void WorkloadTop::add(const Event& e) {
+    // Destroys count nowhere here (entries per workload are not kept): skip them before any
+    // lookup, they are the most frequent event after inserts.
+    if (e.kind == EventKind::Destroy) return;
     WorkloadKey ns;
     ns.kind = WorkloadKind::Netns;
     ns.netns = e.netns;

@@ -6,7 +6,6 @@
 // usage, or the facts could not be read).
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
 #include <string>
 #include <iterator>
 #include <optional>
@@ -272,11 +271,8 @@ int cmd_status(const StatusArgs& args) {
         if (args.all_netns) {
             if (!args.netns.empty()) throw Error("--all-netns judges every namespace: give it or --netns, not both");
             // Entering each namespace is what needs it; nothing here loads BPF.
-            unsigned long long eff = 0;
-            std::ifstream st("/proc/self/status");
-            for (std::string l; std::getline(st, l);)
-                if (l.rfind("CapEff:", 0) == 0) eff = std::stoull(l.substr(7), nullptr, 16);
-            if (!((eff >> 21) & 1ull))
+            constexpr int kSysAdmin = 21;
+            if (!has_capability(kSysAdmin))
                 throw Error("missing privileges: CAP_SYS_ADMIN (to enter each network namespace for --all-netns)");
             every = judge_every_netns(window);
             if (every.empty()) throw Error("no network namespace could be read");

@@ -20,6 +20,7 @@
 
 #include "ctbpf/error.h"
 #include "ctbpf/kernel.h"
+#include "ctbpf/system.h"
 
 namespace ctbpf {
 
@@ -373,12 +374,7 @@ std::string_view drop_attribution(const BackendChoice& c) {
 }
 
 void require_privileges(bool need_setns) {
-    std::ifstream in("/proc/self/status");
-    std::string line;
-    unsigned long long eff = 0;
-    while (std::getline(in, line))
-        if (line.rfind("CapEff:", 0) == 0) eff = std::stoull(line.substr(7), nullptr, 16);
-    auto has = [&](int cap) { return (eff >> cap) & 1ull; };
+    auto has = [](int cap) { return has_capability(cap); };
     constexpr int kNetAdmin = 12, kSysAdmin = 21, kPerfmon = 38, kBpf = 39;
     std::string missing;
     auto need = [&](bool ok, const char* name) {

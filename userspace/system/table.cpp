@@ -298,6 +298,13 @@ RecentActivity activity_between(const ActivityReading& a, const ActivityReading&
 
 namespace ctbpf {
 
+bool has_capability(int cap) {
+    std::ifstream in("/proc/self/status");
+    for (std::string line; std::getline(in, line);)
+        if (line.rfind("CapEff:", 0) == 0) return (std::stoull(line.substr(7), nullptr, 16) >> cap) & 1ull;
+    return false;
+}
+
 std::map<uint64_t, std::string> named_netns(const SystemRoots& roots) {
     std::map<uint64_t, std::string> names;
     std::error_code ec;
